@@ -1,15 +1,43 @@
-"""The `sandboxd` command line."""
+"""The `sandboxd` command line.
+
+Exit codes: 0 all passed, 1 some job did not pass, 2 usage error, 3 internal error.
+Every error is one clear line on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import os
 import sys
+import time
+import uuid
 from pathlib import Path
+from typing import Any, Literal
 
 EXIT_OK = 0
 EXIT_NOT_PASSED = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
+
+# Directories never sent as part of an exercise.
+_SKIP_DIRS = {".git", "__pycache__", ".pytest_cache", ".mypy_cache", "node_modules", ".venv"}
+
+
+class UsageError(Exception):
+    pass
+
+
+class InternalError(Exception):
+    pass
+
+
+def _err(message: str) -> None:
+    print(f"sandboxd: {message}", file=sys.stderr)
+
+
+# -- sandboxd schemas -------------------------------------------------------------------
 
 
 def _cmd_schemas(args: argparse.Namespace) -> int:
@@ -20,12 +48,290 @@ def _cmd_schemas(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- sandboxd images --------------------------------------------------------------------
+
+
+def _cmd_images_build(args: argparse.Namespace) -> int:
+    from sandboxd import images
+
+    names = args.languages or images.languages()
+    t0 = time.monotonic()
+
+    def progress(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        built = asyncio.run(images.ensure(names, progress, force=args.force))
+    except images.ImageError as exc:
+        raise InternalError(str(exc)) from None
+    took = time.monotonic() - t0
+    print(f"built: {', '.join(built) if built else 'nothing (all up to date)'} in {took:.1f} s")
+    return EXIT_OK
+
+
+def _cmd_images_list(args: argparse.Namespace) -> int:
+    from sandboxd import images
+
+    rows = asyncio.run(images.status())
+    print(f"{'IMAGE':<10} {'STATE':<8} TAG")
+    for row in rows:
+        print(f"{row.name:<10} {row.state:<8} {row.tag}")
+    return EXIT_OK if all(r.state == "current" for r in rows) else EXIT_NOT_PASSED
+
+
+# -- sandboxd run -----------------------------------------------------------------------
+
+
+def job_from_dir(
+    directory: Path,
+    language: str,
+    command: str | None = None,
+    stdin: str | None = None,
+    expected_output: str | None = None,
+    limits: dict[str, Any] | None = None,
+) -> Any:
+    """Build a job from an exercise directory (every file below it, hidden dirs skipped)."""
+    from pydantic import ValidationError
+
+    from sandboxd.models import Job, JobRejected, describe_validation_error
+
+    if not directory.is_dir():
+        raise UsageError(f"{directory}: not a directory")
+    files = []
+    for path in sorted(directory.rglob("*")):
+        rel = path.relative_to(directory)
+        if any(part in _SKIP_DIRS for part in rel.parts) or not path.is_file():
+            continue
+        data = path.read_bytes()
+        mode = path.stat().st_mode & 0o777
+        try:
+            files.append({"path": rel.as_posix(), "content": data.decode("utf-8"), "mode": mode})
+        except UnicodeDecodeError:
+            import base64
+
+            files.append(
+                {"path": rel.as_posix(), "content": base64.b64encode(data).decode(),
+                 "encoding": "base64", "mode": mode}
+            )  # fmt: skip
+    doc: dict[str, Any] = {
+        "schema": "sandboxd.job/v1",
+        "id": f"{_safe_id(directory.resolve().name)}-{uuid.uuid4().hex[:8]}",
+        "language": language,
+        "files": files,
+        "limits": limits or {},
+    }
+    if command is not None:
+        doc["command"] = command
+    if stdin is not None:
+        doc["stdin"] = stdin
+    if expected_output is not None:
+        doc["expected_output"] = expected_output
+    try:
+        return Job.model_validate(doc)
+    except ValidationError as exc:
+        raise UsageError(f"{directory}: {describe_validation_error(exc)}") from None
+    except JobRejected as exc:  # pragma: no cover - model_validate raises ValidationError
+        raise UsageError(f"{directory}: {exc.message}") from None
+
+
+def _safe_id(name: str) -> str:
+    cleaned = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in "-_." else "-" for ch in name)
+    return cleaned[:64] or "job"
+
+
+_STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "error": "ERR "}
+
+
+def render_result(result: Any, color: bool) -> str:
+    """The human summary of a result: per-test lines, then the verdict and its message."""
+
+    def paint(text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if color else text
+
+    lines = []
+    for t in result.tests:
+        mark = _STATUS_MARK.get(t.status.value, t.status.value)
+        mark = paint(mark, "32" if t.status.value == "pass" else "31")
+        lines.append(f"  {mark}  {t.name}")
+        if t.status.value != "pass" and t.message:
+            for msg_line in t.message.splitlines()[:6]:
+                lines.append(f"          {msg_line}")
+    verdict = result.status.value
+    colour = "32" if verdict == "passed" else "31"
+    timing = result.timing
+    lines.append(
+        f"{paint(verdict.upper(), '1;' + colour)}: {result.message} "
+        f"(run {timing.run_ms} ms, total {timing.total_ms} ms)"
+    )
+    return "\n".join(lines)
+
+
+async def _run_jobs(args: argparse.Namespace, jobs: list[tuple[Path, Any]]) -> int:
+    import aiodocker
+
+    from sandboxd.catalog import UnknownLanguage, load_spec
+    from sandboxd.jobs import RunContext, execute
+    from sandboxd.pool import Pool, PoolConfig
+
+    try:
+        docker = aiodocker.Docker()
+        await docker.version()
+    except Exception as exc:
+        raise InternalError(
+            f"cannot reach the Docker engine ({exc.__class__.__name__}: {exc}); "
+            "run `make setup` or start dockerd"
+        ) from None
+    try:
+        languages = sorted({job.pool_key for _, job in jobs})
+        specs = {}
+        for lang in languages:
+            try:
+                specs[lang] = await load_spec(docker, lang)
+            except UnknownLanguage as exc:
+                raise UsageError(str(exc)) from None
+        size = max(1, min(args.pool_size, len(jobs)))
+        pool = Pool(docker, specs, PoolConfig(size=size), host_id=f"cli-{os.uname().nodename}")
+        await pool.start()
+        ctx = RunContext()
+        single = len(jobs) == 1
+        color = sys.stdout.isatty() and not args.json
+        results = []
+        try:
+            for i, (directory, job) in enumerate(jobs, 1):
+                if not single and not args.json:
+                    print(f"[{i}/{len(jobs)}] {directory} ...", flush=True)
+                stream = single and not args.json
+
+                def on_output(kind: Literal["stdout", "stderr"], data: bytes) -> None:
+                    target = sys.stdout if kind == "stdout" else sys.stderr
+                    target.buffer.write(data)
+                    target.flush()
+
+                result = await execute(pool, job, ctx, on_output if stream else None)
+                results.append((directory, result))
+                if args.json:
+                    print(result.to_json(), flush=True)
+                else:
+                    if stream and result.stdout and not result.stdout.endswith("\n"):
+                        print()
+                    print(render_result(result, color), flush=True)
+        finally:
+            await pool.close()
+        if not single and not args.json:
+            print()
+            print(f"{'VERDICT':<14} {'TESTS':>7} {'RUN ms':>7}  EXERCISE")
+            for directory, result in results:
+                passed = sum(1 for t in result.tests if t.status.value == "pass")
+                print(
+                    f"{result.status.value:<14} {passed:>3}/{len(result.tests):<3} "
+                    f"{result.timing.run_ms:>7}  {directory}"
+                )
+            n_ok = sum(1 for _, r in results if r.status.value == "passed")
+            print(f"{n_ok} of {len(results)} passed")
+        if any(r.status.value == "internal_error" for _, r in results):
+            return EXIT_INTERNAL
+        return EXIT_OK if all(r.status.value == "passed" for _, r in results) else EXIT_NOT_PASSED
+    finally:
+        await docker.close()
+
+
+def _read_text(path: str | None, what: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {what} file {path}: {exc}") from None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    limits = {
+        k: v
+        for k, v in {
+            "wall_seconds": args.wall_seconds,
+            "cpu_seconds": args.cpu_seconds,
+            "memory_mb": args.memory_mb,
+            "pids": args.pids,
+            "output_bytes": args.output_bytes,
+            "disk_mb": args.disk_mb,
+        }.items()
+        if v is not None
+    }
+    if args.command is None and (args.stdin or args.expected_output):
+        raise UsageError("--stdin and --expected-output need --command")
+    stdin = _read_text(args.stdin, "stdin")
+    expected = _read_text(args.expected_output, "expected output")
+    jobs = [
+        (Path(d), job_from_dir(Path(d), args.language, args.command, stdin, expected, limits))
+        for d in args.dirs
+    ]
+    return asyncio.run(_run_jobs(args, jobs))
+
+
+# -- parser -----------------------------------------------------------------------------
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sandboxd",
         description="Run learners' code against an exercise's tests in a locked-down container.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "run",
+        help="run exercise directories in sandboxes and show the verdicts",
+        description="Run each DIR (solution + tests) in a sandbox, as the fleet would.",
+    )
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="exercise directory")
+    p.add_argument("--language", default="python", help="language image (default: python)")
+    p.add_argument("--json", action="store_true", help="print only result documents (JSON)")
+    p.add_argument("--command", help="run this command instead of the tests (command mode)")
+    p.add_argument("--stdin", metavar="FILE", help="command mode: feed FILE to stdin")
+    p.add_argument(
+        "--expected-output", metavar="FILE", help="command mode: compare stdout with FILE"
+    )
+    p.add_argument("--wall-seconds", type=_positive_float, metavar="S")
+    p.add_argument("--cpu-seconds", type=_positive_float, metavar="S")
+    p.add_argument("--memory-mb", type=_positive_int, metavar="M")
+    p.add_argument("--pids", type=_positive_int, metavar="N")
+    p.add_argument("--output-bytes", type=_positive_int, metavar="B")
+    p.add_argument("--disk-mb", type=_positive_int, metavar="M")
+    p.add_argument(
+        "--pool-size",
+        type=_positive_int,
+        default=2,
+        metavar="N",
+        help="warm sandboxes to keep when running several DIRs (default: 2)",
+    )
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("images", help="build or list the sandbox images")
+    isub = p.add_subparsers(dest="images_command", required=True, metavar="ACTION")
+    b = isub.add_parser(
+        "build", help="build the base and language images that are missing or stale"
+    )
+    b.add_argument("languages", nargs="*", metavar="LANG", help="default: every language")
+    b.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    b.set_defaults(func=_cmd_images_build)
+    ls = isub.add_parser("list", help="show each image and whether it is current")
+    ls.set_defaults(func=_cmd_images_list)
+
     p = sub.add_parser("schemas", help="write the wire contract's JSON Schemas")
     p.add_argument("--out", default="docs/schemas", help="directory (default: docs/schemas)")
     p.set_defaults(func=_cmd_schemas)
@@ -34,10 +340,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: 2 on usage errors, 0 for --help
+        return int(exc.code or 0)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     try:
         code: int = args.func(args)
+    except UsageError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except InternalError as exc:
+        _err(str(exc))
+        return EXIT_INTERNAL
     except KeyboardInterrupt:
-        print("sandboxd: interrupted", file=sys.stderr)
+        _err("interrupted")
         return 130
     return code

@@ -1,0 +1,74 @@
+"""Which languages and images this host knows, and the sandbox spec of each.
+
+A language image carries its own defaults (runner command, environment, limits) in
+the label `sandboxd.language-config`, written at build time from
+`images/<lang>/language.json`, so a daemon needs only the image, not this checkout.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiodocker
+
+from sandboxd.images import LABEL_CONFIG, LABEL_HASH, LABEL_IMAGE, REPO_PREFIX
+from sandboxd.limits import DEFAULT_MAXIMA, Limits, clamp
+from sandboxd.models import LimitsRequest
+from sandboxd.sandbox import SandboxSpec
+
+
+class UnknownLanguage(LookupError):
+    pass
+
+
+def image_for(language: str) -> str:
+    return f"{REPO_PREFIX}/{language}:latest"
+
+
+def spec_from_labels(
+    pool: str, image: str, labels: dict[str, str], maxima: Limits = DEFAULT_MAXIMA
+) -> SandboxSpec:
+    """Build a sandbox spec from an image's labels. Pure."""
+    raw = labels.get(LABEL_CONFIG)
+    if raw is None:
+        raise UnknownLanguage(f"image {image} has no {LABEL_CONFIG} label")
+    config: dict[str, Any] = json.loads(raw)
+    limits = clamp(LimitsRequest(**config.get("limits", {})), maxima=maxima)
+    return SandboxSpec(
+        pool=pool,
+        image=image,
+        runner=tuple(config.get("runner", ["/opt/sandboxd/runner/run"])),
+        env={str(k): str(v) for k, v in config.get("env", {}).items()},
+        limits=limits,
+    )
+
+
+async def load_spec(
+    docker: aiodocker.Docker, language: str, maxima: Limits = DEFAULT_MAXIMA
+) -> SandboxSpec:
+    """The spec of `language`'s image, or UnknownLanguage saying how to build it."""
+    image = image_for(language)
+    try:
+        info = await docker.images.inspect(image)
+    except aiodocker.DockerError:
+        raise UnknownLanguage(
+            f"no image for language {language!r} ({image}); build it with "
+            f"`sandboxd images build {language}`"
+        ) from None
+    labels = (info.get("Config") or {}).get("Labels") or {}
+    if labels.get(LABEL_IMAGE) != language:
+        raise UnknownLanguage(f"image {image} is not a sandboxd {language} image")
+    spec = spec_from_labels(language, image, labels, maxima)
+    # Pin the pool to the exact image id so a rebuild mid-flight cannot mix versions.
+    return SandboxSpec(
+        pool=spec.pool,
+        image=str(info["Id"]),
+        runner=spec.runner,
+        env=spec.env,
+        limits=spec.limits,
+    )
+
+
+def recipe_hash(labels: dict[str, str]) -> str | None:
+    return labels.get(LABEL_HASH)

@@ -1,0 +1,209 @@
+"""A container's cgroup, read and steered from the host (cgroup v1 and v2).
+
+The cgroup's own counters are the evidence for memory, pids and CPU verdicts, and its
+freezer makes "kill every job process" atomic even under a fork bomb. sandboxd runs on
+the Docker host as root, so it reads these files directly: no exec round trip, and
+nothing the learner's code can tamper with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+# Parsing is pure and tested directly; the class below does the I/O.
+
+
+def parse_mountinfo(text: str) -> tuple[dict[str, Path], Path | None]:
+    """Cgroup mount points from /proc/self/mountinfo: ({v1 controller: path}, v2 path)."""
+    v1: dict[str, Path] = {}
+    v2: Path | None = None
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        fields = left.split()
+        rfields = right.split()
+        if len(fields) < 5 or len(rfields) < 3:
+            continue
+        fstype, super_opts = rfields[0], rfields[2]
+        mount_point = Path(fields[4])
+        if fstype == "cgroup2":
+            if v2 is None:
+                v2 = mount_point
+        elif fstype == "cgroup":
+            for opt in super_opts.split(","):
+                # Named hierarchies (name=systemd) and mount options are not controllers.
+                if opt in ("rw", "ro") or "=" in opt:
+                    continue
+                v1.setdefault(opt, mount_point)
+    return v1, v2
+
+
+def parse_proc_cgroup(text: str) -> tuple[dict[str, str], str | None]:
+    """/proc/<pid>/cgroup -> ({v1 controller: path}, v2 path)."""
+    v1: dict[str, str] = {}
+    v2: str | None = None
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":
+            v2 = path
+        else:
+            for c in controllers.split(","):
+                v1[c] = path
+    return v1, v2
+
+
+def parse_flat_keyed(text: str) -> dict[str, int]:
+    """`key value` lines (memory.events, pids.events, cpu.stat, memory.oom_control)."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        try:
+            out[key] = int(value.strip())
+        except ValueError:
+            continue
+    return out
+
+
+@dataclass(frozen=True)
+class Counters:
+    """A snapshot of a cgroup's counters; deltas between two snapshots are a job's own."""
+
+    cpu_ns: int
+    oom_kills: int
+    pids_max_events: int
+    memory_peak: int | None
+
+
+class CgroupError(RuntimeError):
+    pass
+
+
+class Cgroup:
+    """The cgroup of one container, located through its init process."""
+
+    def __init__(
+        self,
+        memory: Path,
+        pids: Path,
+        cpu: Path,
+        freezer: Path,
+        procs: Path,
+        version: int,
+    ):
+        self.memory = memory
+        self.pids = pids
+        self.cpu = cpu
+        self.freezer = freezer
+        self.procs_dir = procs
+        self.version = version
+
+    @classmethod
+    def of_pid(cls, pid: int, mountinfo: str | None = None) -> Cgroup:
+        """Find the cgroup directories of process `pid` (a container's init)."""
+        try:
+            proc_text = Path(f"/proc/{pid}/cgroup").read_text()
+            mounts_text = mountinfo or Path("/proc/self/mountinfo").read_text()
+        except OSError as exc:
+            raise CgroupError(f"cannot read the cgroup of pid {pid}: {exc}") from None
+        v1_mounts, v2_mount = parse_mountinfo(mounts_text)
+        v1_paths, v2_path = parse_proc_cgroup(proc_text)
+        needed = ("memory", "pids", "cpuacct", "freezer")
+        if all(c in v1_paths and c in v1_mounts for c in needed):
+
+            def at(c: str) -> Path:
+                return v1_mounts[c] / v1_paths[c].lstrip("/")
+
+            return cls(at("memory"), at("pids"), at("cpuacct"), at("freezer"), at("pids"), 1)
+        if v2_mount is not None and v2_path is not None:
+            d = v2_mount / v2_path.lstrip("/")
+            if (d / "memory.events").exists():
+                return cls(d, d, d, d, d, 2)
+        raise CgroupError(
+            f"cannot find memory, pids, cpu and freezer cgroups of pid {pid}; "
+            "sandboxd must run as root on the Docker host"
+        )
+
+    def _read(self, path: Path) -> str:
+        try:
+            return path.read_text()
+        except OSError as exc:
+            raise CgroupError(f"cannot read {path}: {exc}") from None
+
+    def counters(self) -> Counters:
+        if self.version == 1:
+            cpu = int(self._read(self.cpu / "cpuacct.usage"))
+            oom = parse_flat_keyed(self._read(self.memory / "memory.oom_control")).get(
+                "oom_kill", 0
+            )
+            peak: int | None = int(self._read(self.memory / "memory.max_usage_in_bytes"))
+        else:
+            cpu = parse_flat_keyed(self._read(self.cpu / "cpu.stat")).get("usage_usec", 0) * 1000
+            oom = parse_flat_keyed(self._read(self.memory / "memory.events")).get("oom_kill", 0)
+            peak_file = self.memory / "memory.peak"
+            peak = int(self._read(peak_file)) if peak_file.exists() else None
+        pids_events = parse_flat_keyed(self._read(self.pids / "pids.events")).get("max", 0)
+        return Counters(cpu_ns=cpu, oom_kills=oom, pids_max_events=pids_events, memory_peak=peak)
+
+    def cpu_ns(self) -> int:
+        if self.version == 1:
+            return int(self._read(self.cpu / "cpuacct.usage"))
+        return parse_flat_keyed(self._read(self.cpu / "cpu.stat")).get("usage_usec", 0) * 1000
+
+    def reset_peak(self) -> None:
+        """Start a new peak-memory measurement (v1 only; v2 keeps the container's peak)."""
+        if self.version == 1:
+            with contextlib.suppress(OSError):
+                (self.memory / "memory.max_usage_in_bytes").write_text("0")
+
+    def procs(self) -> set[int]:
+        """PIDs (host namespace) of every process in the cgroup."""
+        text = self._read(self.procs_dir / "cgroup.procs")
+        return {int(x) for x in text.split()}
+
+    def _set_frozen(self, frozen: bool) -> None:
+        try:
+            if self.version == 1:
+                (self.freezer / "freezer.state").write_text("FROZEN" if frozen else "THAWED")
+            else:
+                (self.freezer / "cgroup.freeze").write_text("1" if frozen else "0")
+        except OSError as exc:
+            raise CgroupError(f"cannot {'freeze' if frozen else 'thaw'} cgroup: {exc}") from None
+
+    def _is_frozen(self) -> bool:
+        if self.version == 1:
+            return self._read(self.freezer / "freezer.state").strip() == "FROZEN"
+        return parse_flat_keyed(self._read(self.freezer / "cgroup.events")).get("frozen") == 1
+
+    async def kill_all_except(self, keep: Iterable[int], deadline_s: float = 5.0) -> set[int]:
+        """SIGKILL every process of the cgroup but `keep`, atomically; return what remains.
+
+        The cgroup is frozen first so nothing can fork between listing and killing
+        (a fork bomb cannot outrun us); the kills land when it thaws.
+        """
+        keep = set(keep)
+        end = time.monotonic() + deadline_s
+        self._set_frozen(True)
+        try:
+            while not self._is_frozen() and time.monotonic() < end:
+                await asyncio.sleep(0.002)
+            for pid in self.procs() - keep:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        finally:
+            self._set_frozen(False)
+        while True:
+            left = self.procs() - keep
+            if not left or time.monotonic() >= end:
+                return left
+            await asyncio.sleep(0.005)

@@ -1,0 +1,161 @@
+"""Files inside a sandbox, reached from the host through /proc/<pid>/root.
+
+Every path is walked one component at a time with O_NOFOLLOW relative to a directory
+file descriptor, so a symlink the learner's code planted can never lead us to a file
+of the host: `/proc/<pid>/root/tmp/x -> /etc/shadow` would otherwise be resolved
+against *our* root. These functions only run while no job process is alive (before a
+run, after the reset killed everything), so nothing changes under our feet.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Iterable
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class UnsafePath(OSError):
+    """A path inside the sandbox is not what it should be (a symlink, a FIFO...)."""
+
+
+def open_root(pid: int) -> int:
+    """A directory fd for the root filesystem of the container whose init is `pid`."""
+    return os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def open_dir(base_fd: int, relpath: str) -> int:
+    """Open directory `relpath` under `base_fd`, never following a symlink."""
+    fd = os.dup(base_fd)
+    try:
+        for part in relpath.strip("/").split("/"):
+            if not part:
+                continue
+            new = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = new
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def make_dirs(base_fd: int, relpath: str, uid: int, gid: int, mode: int = 0o755) -> int:
+    """Create directories along `relpath` (owned by uid:gid) and return an fd of the last."""
+    fd = os.dup(base_fd)
+    try:
+        for part in relpath.strip("/").split("/"):
+            if not part:
+                continue
+            try:
+                os.mkdir(part, mode, dir_fd=fd)
+                os.chown(part, uid, gid, dir_fd=fd, follow_symlinks=False)
+            except FileExistsError:
+                pass
+            new = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = new
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def write_files(
+    base_fd: int, files: Iterable[tuple[str, bytes, int | None]], uid: int, gid: int
+) -> None:
+    """Write each (normalised relative path, data, mode) under `base_fd`, owned by uid:gid."""
+    for path, data, mode in files:
+        parent, _, name = path.rpartition("/")
+        dir_fd = make_dirs(base_fd, parent, uid, gid) if parent else os.dup(base_fd)
+        try:
+            fd = os.open(
+                name,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o644 if mode is None else mode,
+                dir_fd=dir_fd,
+            )
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fchown(fd, uid, gid)
+                if mode is not None:
+                    os.fchmod(fd, mode)  # the umask must not change what the job asked for
+            finally:
+                os.close(fd)
+        finally:
+            os.close(dir_fd)
+
+
+def read_capped(base_fd: int, relpath: str, cap: int) -> bytes | None:
+    """Read a regular file of at most `cap` bytes; None when it does not exist.
+
+    Raises UnsafePath for a symlink, a FIFO or anything else not a regular file, and
+    for a file larger than `cap`.
+    """
+    parent, _, name = relpath.strip("/").rpartition("/")
+    try:
+        dir_fd = open_dir(base_fd, parent) if parent else os.dup(base_fd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UnsafePath(f"{parent}: {exc.strerror}") from None
+    try:
+        try:
+            fd = os.open(
+                name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd
+            )
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise UnsafePath(f"{relpath}: {exc.strerror}") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise UnsafePath(f"{relpath} is not a regular file")
+            if st.st_size > cap:
+                raise UnsafePath(f"{relpath} is larger than {cap} bytes")
+            chunks = []
+            remaining = cap + 1
+            while remaining > 0:
+                chunk = os.read(fd, min(remaining, 1 << 20))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+            data = b"".join(chunks)
+            if len(data) > cap:
+                raise UnsafePath(f"{relpath} is larger than {cap} bytes")
+            return data
+        finally:
+            os.close(fd)
+    finally:
+        os.close(dir_fd)
+
+
+def empty_dir(dir_fd: int) -> None:
+    """Remove everything inside the directory `dir_fd` (symlink-safe, permission-proof)."""
+    for name in os.listdir(dir_fd):
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            # As root on the host we may list and remove a directory the job made
+            # unreadable (mode 000); rmtree with dir_fd never follows symlinks.
+            shutil.rmtree(name, dir_fd=dir_fd)
+        else:
+            os.unlink(name, dir_fd=dir_fd)
+
+
+def is_empty(dir_fd: int) -> bool:
+    return not os.listdir(dir_fd)
+
+
+def free_bytes(dir_fd: int) -> int:
+    st = os.fstatvfs(dir_fd)
+    return st.f_bavail * st.f_frsize

@@ -1,0 +1,162 @@
+"""Running one job end to end: acquire a sandbox, run, decide, build the result.
+
+Shared by `sandboxd run` and the daemon, so both give the same verdict for the same job.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import JsonValue
+
+from sandboxd.limits import DEFAULT_MAXIMA, Limits, clamp
+from sandboxd.models import Job, Resources, Result, TestResult, Timing, Verdict
+from sandboxd.pool import Pool
+from sandboxd.results import ReportError, RunnerReport, parse_report
+from sandboxd.sandbox import Outcome, OutputSink, SandboxError, SandboxInputError
+from sandboxd.verdict import Evidence, decide, signal_name
+
+log = logging.getLogger(__name__)
+
+TestSink = Callable[[TestResult], None]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where and how a job runs: who we are, when it was queued, which delivery this is."""
+
+    host: str = socket.gethostname()
+    maxima: Limits = DEFAULT_MAXIMA
+    attempt: int = 1
+
+
+def rejected(job_id: str, message: str, ctx: RunContext, metadata: JsonValue = None) -> Result:
+    return Result(
+        id=job_id,
+        attempt=ctx.attempt,
+        status=Verdict.REJECTED,
+        message=message,
+        host=ctx.host,
+        metadata=metadata,
+    )
+
+
+def evidence_of(job: Job, limits: Limits, out: Outcome) -> tuple[Evidence, RunnerReport | None]:
+    """Turn a sandbox outcome into verdict evidence. Pure."""
+    report: RunnerReport | None = None
+    report_error = out.results_error
+    if job.command is None and out.results is not None:
+        try:
+            report = parse_report(out.results)
+        except ReportError as exc:
+            report_error = str(exc)
+    mode: Literal["tests", "command"] = "command" if job.command is not None else "tests"
+    ev = Evidence(
+        mode=mode,
+        limits=limits,
+        exit_code=None if out.killed_by_us else out.exit_code,
+        signal=9 if out.killed_by_us else None,
+        wall_timed_out=out.wall_timed_out,
+        cpu_seconds=(out.cpu_ns / 1e9) if out.cpu_ns is not None else None,
+        oom_killed=out.oom_killed,
+        pids_limit_hit=out.pids_limit_hit,
+        output_exceeded=out.output_exceeded,
+        disk_full=out.disk_full,
+        report=report,
+        report_error=report_error,
+        expected_output=job.expected_output,
+        stdout=out.stdout.decode("utf-8", "replace"),
+    )
+    return ev, report
+
+
+async def execute(
+    pool: Pool,
+    job: Job,
+    ctx: RunContext,
+    on_output: OutputSink | None = None,
+    queued_ms: int = 0,
+) -> Result:
+    """Run `job` in a sandbox of its pool and return its result. Never raises for the
+    job's sake: our failures become `internal_error`, unplaceable input `rejected`."""
+    t0 = time.monotonic()
+    name = job.pool_key
+    if name not in pool.names:
+        known = ", ".join(pool.names) or "none"
+        return rejected(
+            job.id, f"unknown language {name!r} on this host (known: {known})", ctx, job.metadata
+        )
+    spec = pool.spec(name)
+    limits = clamp(job.limits, defaults=spec.limits, maxima=ctx.maxima)
+    acquire_ms = 0
+    try:
+        async with pool.sandbox(name, limits) as box:
+            acquire_ms = int((time.monotonic() - t0) * 1000)
+            out = await box.run(job, limits, on_output)
+            if out.limit_event:
+                box.retire_reason = _limit_reason(out)
+    except SandboxInputError as exc:
+        return rejected(job.id, str(exc), ctx, job.metadata)
+    except SandboxError as exc:
+        log.error("job %s: sandbox failure: %s", job.id, exc)
+        total_ms = int((time.monotonic() - t0) * 1000) + queued_ms
+        return Result(
+            id=job.id,
+            attempt=ctx.attempt,
+            status=Verdict.INTERNAL_ERROR,
+            message="The sandbox failed before your code could be judged; the job may be retried.",
+            timing=Timing(queued_ms=queued_ms, acquire_ms=acquire_ms, total_ms=total_ms),
+            image=spec.image,
+            host=ctx.host,
+            metadata=job.metadata,
+        )
+    ev, report = evidence_of(job, limits, out)
+    verdict, message = decide(ev)
+    total_ms = int((time.monotonic() - t0) * 1000) + queued_ms
+    result = Result(
+        id=job.id,
+        attempt=ctx.attempt,
+        status=verdict,
+        message=message,
+        tests=list(report.tests) if report is not None else [],
+        exit_code=ev.exit_code,
+        signal=signal_name(ev.signal),
+        stdout=out.stdout.decode("utf-8", "replace"),
+        stderr=out.stderr.decode("utf-8", "replace"),
+        stdout_truncated=out.stdout_truncated,
+        stderr_truncated=out.stderr_truncated,
+        timing=Timing(
+            queued_ms=queued_ms, acquire_ms=acquire_ms, run_ms=out.run_ms, total_ms=total_ms
+        ),
+        resources=Resources(
+            cpu_ms=None if out.cpu_ns is None else out.cpu_ns // 1_000_000,
+            peak_memory_bytes=out.peak_memory_bytes,
+        ),
+        image=spec.image,
+        host=ctx.host,
+        metadata=job.metadata,
+    )
+    log.info(
+        "job=%s pool=%s verdict=%s queued_ms=%d acquire_ms=%d run_ms=%d total_ms=%d",
+        job.id, name, verdict.value, queued_ms, acquire_ms, out.run_ms, total_ms,
+    )  # fmt: skip
+    return result
+
+
+def _limit_reason(out: Outcome) -> str:
+    for flag, reason in (
+        (out.wall_timed_out, "timeout"),
+        (out.cpu_exceeded, "timeout (cpu)"),
+        (out.oom_killed, "memory limit"),
+        (out.output_exceeded, "output limit"),
+        (out.pids_limit_hit, "pids limit"),
+        (out.disk_full, "disk limit"),
+    ):
+        if flag:
+            return reason
+    return "limit"

@@ -1,0 +1,295 @@
+"""Warm pools of sandboxes, one per language (or image).
+
+No container is created on the hot path while a warm one is idle. A sandbox serves
+another job only after a verified reset; any limit event, failed reset, age or
+job-count limit retires it, and a fresh one is started in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, replace
+from typing import Any
+
+import aiodocker
+
+from sandboxd.limits import Limits
+from sandboxd.sandbox import Sandbox, SandboxError, SandboxSpec
+
+log = logging.getLogger(__name__)
+
+LABEL_MANAGED = "sandboxd.managed"
+LABEL_POOL = "sandboxd.pool"
+LABEL_HOST = "sandboxd.host"
+LABEL_PID = "sandboxd.pid"
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    size: int = 2  # warm sandboxes kept per language
+    max_jobs_per_sandbox: int = 200
+    max_age_seconds: float = 3600.0
+    start_retry_seconds: float = 1.0
+
+
+def default_host_id() -> str:
+    return socket.gethostname()
+
+
+@dataclass
+class PoolStats:
+    pool: str
+    size: int
+    idle: int
+    busy: int
+    starting: int
+
+
+RetireHook = Callable[[str, str], None]  # (pool, reason)
+StartHook = Callable[[str, float], None]  # (pool, seconds)
+
+
+class _LanguagePool:
+    def __init__(self, owner: Pool, spec: SandboxSpec):
+        self.owner = owner
+        self.spec = spec
+        self.idle: deque[Sandbox] = deque()
+        self.busy = 0
+        self.starting = 0
+        self.recycling = 0
+        self.changed = asyncio.Condition()
+        self.last_error: str | None = None
+
+    @property
+    def total(self) -> int:
+        return len(self.idle) + self.busy + self.starting + self.recycling
+
+    def stats(self) -> PoolStats:
+        return PoolStats(self.spec.pool, self.total, len(self.idle), self.busy, self.starting)
+
+    def refill(self) -> None:
+        """Start sandboxes in the background until the pool is at its size."""
+        if self.owner.closing:
+            return
+        while self.total < self.owner.config.size:
+            self.starting += 1
+            self.owner.spawn(self._start_one())
+
+    async def _start_one(self) -> None:
+        t0 = time.monotonic()
+        try:
+            box = await Sandbox.create(self.owner.docker, self.spec, self.owner.labels(self.spec))
+        except SandboxError as exc:
+            self.last_error = str(exc)
+            log.error("pool %s: %s", self.spec.pool, exc)
+            await asyncio.sleep(self.owner.config.start_retry_seconds)
+            async with self.changed:
+                self.starting -= 1
+                self.changed.notify_all()
+            self.refill()
+            return
+        self.last_error = None
+        if self.owner.on_start is not None:
+            self.owner.on_start(self.spec.pool, time.monotonic() - t0)
+        async with self.changed:
+            self.starting -= 1
+            if self.owner.closing:
+                self.owner.spawn(box.destroy())
+            else:
+                self.idle.append(box)
+            self.changed.notify_all()
+
+    async def acquire(self) -> Sandbox:
+        async with self.changed:
+            while True:
+                if self.owner.closing:
+                    raise SandboxError("the pool is shutting down")
+                if self.idle:
+                    box = self.idle.popleft()
+                    self.busy += 1
+                    return box
+                self.refill()
+                await self.changed.wait()
+
+    async def release(self, box: Sandbox) -> None:
+        """Reset and return the sandbox, or retire it; runs in the background."""
+        async with self.changed:
+            self.busy -= 1
+            self.recycling += 1
+        reason = box.retire_reason or self._retire_reason(box)
+        if reason is None:
+            reason = await box.reset()
+        async with self.changed:
+            self.recycling -= 1
+            if reason is None and not self.owner.closing:
+                self.idle.append(box)
+            else:
+                if reason is not None:
+                    log.info("pool %s: retiring %s: %s", self.spec.pool, box.id[:12], reason)
+                    if self.owner.on_retire is not None:
+                        self.owner.on_retire(self.spec.pool, _reason_label(reason))
+                self.owner.spawn(box.destroy())
+            self.changed.notify_all()
+        self.refill()
+
+    def _retire_reason(self, box: Sandbox) -> str | None:
+        cfg = self.owner.config
+        if box.jobs_run >= cfg.max_jobs_per_sandbox:
+            return "job-count limit"
+        if time.monotonic() - box.created >= cfg.max_age_seconds:
+            return "age limit"
+        return None
+
+
+def _reason_label(reason: str) -> str:
+    """A small, fixed set of values for the retirement metric's label."""
+    for key in ("timeout", "memory", "output", "pids", "disk", "job-count", "age", "died"):
+        if key in reason:
+            return key.replace("-", "_")
+    return "reset_failed"
+
+
+class Pool:
+    """All warm pools of this process."""
+
+    def __init__(
+        self,
+        docker: aiodocker.Docker,
+        specs: dict[str, SandboxSpec],
+        config: PoolConfig | None = None,
+        host_id: str | None = None,
+        on_retire: RetireHook | None = None,
+        on_start: StartHook | None = None,
+    ):
+        self.docker = docker
+        self.config = config or PoolConfig()
+        self.host_id = host_id or default_host_id()
+        self.on_retire = on_retire
+        self.on_start = on_start
+        self.closing = False
+        self._pools = {name: _LanguagePool(self, spec) for name, spec in specs.items()}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def labels(self, spec: SandboxSpec) -> dict[str, str]:
+        return {
+            LABEL_MANAGED: "true",
+            LABEL_POOL: spec.pool,
+            LABEL_HOST: self.host_id,
+            LABEL_PID: str(os.getpid()),
+        }
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("pool task failed", exc_info=task.exception())
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._pools)
+
+    def spec(self, name: str) -> SandboxSpec:
+        return self._pools[name].spec
+
+    async def start(self) -> int:
+        """Remove what an earlier process on this host left, then warm every pool."""
+        removed = await remove_leftovers(self.docker, self.host_id)
+        for pool in self._pools.values():
+            pool.refill()
+        return removed
+
+    async def wait_warm(self, timeout: float) -> bool:
+        """Wait until every pool has its warm sandboxes (or a start failed)."""
+        end = time.monotonic() + timeout
+        for pool in self._pools.values():
+            async with pool.changed:
+                while len(pool.idle) + pool.busy < self.config.size:
+                    if pool.last_error is not None and pool.starting == 0:
+                        break
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        return False
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(pool.changed.wait(), left)
+        return all(len(p.idle) + p.busy >= self.config.size for p in self._pools.values())
+
+    def stats(self) -> list[PoolStats]:
+        return [p.stats() for p in self._pools.values()]
+
+    def last_error(self, name: str) -> str | None:
+        return self._pools[name].last_error
+
+    @contextlib.asynccontextmanager
+    async def sandbox(self, name: str, limits: Limits | None = None) -> AsyncIterator[Sandbox]:
+        """A sandbox of pool `name` for one job; reset or retired in the background after.
+
+        A job whose disk limit differs from the pool's gets a sandbox of its own (tmpfs
+        sizes are fixed at creation); memory and pids limits are applied in place.
+        """
+        pool = self._pools.get(name)
+        if pool is None:
+            raise KeyError(name)
+        if limits is not None and limits.disk_mb != pool.spec.limits.disk_mb:
+            spec = replace(pool.spec, limits=replace(pool.spec.limits, disk_mb=limits.disk_mb))
+            box = await Sandbox.create(self.docker, spec, self.labels(spec))
+            try:
+                yield box
+            finally:
+                self.spawn(box.destroy())
+            return
+        box = await pool.acquire()
+        try:
+            yield box
+        except BaseException:
+            box.retire_reason = box.retire_reason or "job failed inside the sandbox"
+            raise
+        finally:
+            self.spawn(pool.release(box))
+
+    async def close(self) -> None:
+        """Stop refilling, destroy every sandbox, wait for background work."""
+        self.closing = True
+        for pool in self._pools.values():
+            async with pool.changed:
+                while pool.idle:
+                    self.spawn(pool.idle.popleft().destroy())
+                pool.changed.notify_all()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        for pool in self._pools.values():
+            while pool.idle:
+                await pool.idle.popleft().destroy()
+
+
+def _pid_alive(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
+
+
+async def remove_leftovers(docker: aiodocker.Docker, host_id: str) -> int:
+    """Remove sandboxes an earlier (dead) sandboxd process on this host left behind."""
+    filters = f'{{"label": ["{LABEL_MANAGED}=true", "{LABEL_HOST}={host_id}"]}}'
+    containers = await docker.containers.list(all=True, filters=filters)
+    removed = 0
+    for c in containers:
+        labels = c._container.get("Labels") or {}
+        try:
+            pid = int(labels.get(LABEL_PID, "0"))
+        except ValueError:
+            pid = 0
+        if pid == os.getpid() or (pid > 0 and _pid_alive(pid)):
+            continue
+        with contextlib.suppress(aiodocker.DockerError):
+            await c.delete(force=True)
+            removed += 1
+    return removed

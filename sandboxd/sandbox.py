@@ -1,0 +1,526 @@
+"""One sandbox: a warm, locked-down container that runs jobs one at a time.
+
+How a job reaches the container is this module's business alone: callers see
+`Sandbox.run(job, limits, on_output) -> Outcome` and `Sandbox.reset()`. Today files go
+in and results come out through the host's view of the container (/proc/<pid>/root),
+the program runs as a `docker exec` whose output streams back, and evidence comes from
+the container's cgroup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import aiodocker
+
+from sandboxd import hostfs
+from sandboxd.cgroup import Cgroup, CgroupError, Counters
+from sandboxd.limits import Limits
+from sandboxd.models import Job
+
+log = logging.getLogger(__name__)
+
+WORK_DIR = "/work"
+TMP_DIR = "/tmp"
+SHM_DIR = "/dev/shm"
+CONTROL_DIR = "/tmp/.sandboxd"  # the runner's output dir and command-mode stdin
+OUT_DIR = f"{CONTROL_DIR}/out"
+STDIN_FILE = f"{CONTROL_DIR}/stdin"
+RESULTS_CAP = 8 * 1024 * 1024
+# How much of each stream a result keeps; streaming subscribers see everything up to
+# the output limit.
+CAPTURE_CAP = 64 * 1024
+# After the main process ends, how long to keep reading output that background
+# children may still hold, before they are killed by the reset.
+DRAIN_GRACE_S = 0.05
+CPU_POLL_S = 0.1
+EXIT_POLL_S = 0.025
+EXIT_POLL_FAST_S = 0.002
+SHM_BYTES = 16 * 1024 * 1024
+NOFILE = 1024
+
+OutputSink = Callable[[Literal["stdout", "stderr"], bytes], None]
+
+
+class SandboxError(RuntimeError):
+    """Our side failed (Docker, the cgroup): the job gets `internal_error`."""
+
+
+class SandboxInputError(ValueError):
+    """The job cannot be placed in the sandbox (e.g. its files exceed the disk limit)."""
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """What a pool's containers look like."""
+
+    pool: str  # "python", or "image:<ref>"
+    image: str
+    runner: tuple[str, ...]
+    env: dict[str, str]
+    limits: Limits
+    uid: int = 10001
+    gid: int = 10001
+    cpus: float = 1.0
+    runtime: str | None = None
+
+
+def container_config(spec: SandboxSpec, labels: dict[str, str]) -> dict[str, Any]:
+    """The Docker create body for a sandbox. Pure; every hardening choice is here."""
+    lim = spec.limits
+    mem = lim.memory_bytes
+    owner = f"uid={spec.uid},gid={spec.gid}"
+    tmpfs_opts = f"rw,nosuid,nodev,exec,size={lim.disk_mb}m,mode=0700,{owner}"
+    host_config: dict[str, Any] = {
+        "NetworkMode": "none",
+        "ReadonlyRootfs": True,
+        "Tmpfs": {WORK_DIR: tmpfs_opts, TMP_DIR: tmpfs_opts},
+        "ShmSize": SHM_BYTES,
+        "CapDrop": ["ALL"],
+        "SecurityOpt": ["no-new-privileges"],
+        "Init": True,
+        "Memory": mem,
+        "MemorySwap": mem,  # no swap: memory+swap equals memory
+        "PidsLimit": lim.pids,
+        "NanoCpus": int(spec.cpus * 1e9),
+        "Ulimits": [
+            {"Name": "nofile", "Soft": NOFILE, "Hard": NOFILE},
+            {"Name": "fsize", "Soft": lim.disk_mb << 20, "Hard": lim.disk_mb << 20},
+            {"Name": "core", "Soft": 0, "Hard": 0},
+        ],
+        "IpcMode": "private",
+        "AutoRemove": False,
+        "RestartPolicy": {"Name": "no"},
+        "LogConfig": {"Type": "none", "Config": {}},
+    }
+    if spec.runtime:
+        host_config["Runtime"] = spec.runtime
+    return {
+        "Image": spec.image,
+        # The container idles under the init until jobs are exec'd into it. Its init and
+        # idle process run as root in the container (with no capabilities), so the job
+        # user cannot signal them: killing "PID 1" from a job fails.
+        "Cmd": ["sleep", "infinity"],
+        "User": "0:0",
+        "WorkingDir": WORK_DIR,
+        "Hostname": "sandbox",
+        "Env": [f"{k}={v}" for k, v in sorted(spec.env.items())],
+        "Labels": labels,
+        "NetworkDisabled": True,
+        "AttachStdin": False,
+        "AttachStdout": False,
+        "AttachStderr": False,
+        "Tty": False,
+        "HostConfig": host_config,
+    }
+
+
+def job_env(spec: SandboxSpec) -> list[str]:
+    """The environment of a job's processes: the image's, never the daemon's."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": WORK_DIR,
+        "LANG": "C.UTF-8",
+        "TMPDIR": TMP_DIR,
+        **spec.env,
+    }
+    return [f"{k}={v}" for k, v in sorted(env.items())]
+
+
+@dataclass
+class Outcome:
+    """What happened in one run: the raw evidence, before any verdict."""
+
+    exit_code: int | None = None
+    killed_by_us: bool = False
+    wall_timed_out: bool = False
+    cpu_exceeded: bool = False
+    output_exceeded: bool = False
+    oom_killed: bool = False
+    pids_limit_hit: bool = False
+    disk_full: bool = False
+    cpu_ns: int | None = None
+    peak_memory_bytes: int | None = None
+    stdout: bytearray = field(default_factory=bytearray)
+    stderr: bytearray = field(default_factory=bytearray)
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    output_bytes: int = 0
+    results: bytes | None = None
+    results_error: str | None = None
+    run_ms: int = 0
+
+    @property
+    def limit_event(self) -> bool:
+        return (
+            self.wall_timed_out
+            or self.cpu_exceeded
+            or self.output_exceeded
+            or self.oom_killed
+            or self.pids_limit_hit
+            or self.disk_full
+        )
+
+
+class Sandbox:
+    """One warm container. Not safe for concurrent jobs: the pool hands it to one at a time."""
+
+    def __init__(
+        self,
+        docker: aiodocker.Docker,
+        spec: SandboxSpec,
+        container: Any,
+        init_pid: int,
+        cgroup: Cgroup,
+        baseline: set[int],
+    ):
+        self.docker = docker
+        self.spec = spec
+        self.container = container
+        self.id: str = container.id
+        self.init_pid = init_pid
+        self.cgroup = cgroup
+        self.baseline = baseline
+        self.created = time.monotonic()
+        self.jobs_run = 0
+        self.retire_reason: str | None = None
+        self._memory_bytes = spec.limits.memory_bytes
+        self._pids = spec.limits.pids
+
+    @classmethod
+    async def create(
+        cls, docker: aiodocker.Docker, spec: SandboxSpec, labels: dict[str, str]
+    ) -> Sandbox:
+        config = container_config(spec, labels)
+        try:
+            container = await docker.containers.create(config=config)
+        except aiodocker.DockerError as exc:
+            raise SandboxError(f"cannot create a {spec.pool} sandbox: {exc.message}") from None
+        try:
+            await container.start()
+            info = await container.show()
+            pid = int(info["State"]["Pid"])
+            if not info["State"]["Running"] or pid <= 0:
+                raise SandboxError(f"{spec.pool} sandbox exited at start")
+            cgroup = Cgroup.of_pid(pid)
+            # The init and its idle child; wait for the child, it may not be forked yet.
+            baseline = cgroup.procs()
+            for _ in range(200):
+                if len(baseline) >= 2:
+                    break
+                await asyncio.sleep(0.005)
+                baseline = cgroup.procs()
+            if len(baseline) < 2:
+                raise SandboxError(f"{spec.pool} sandbox did not start its idle process")
+        except (aiodocker.DockerError, CgroupError, SandboxError) as exc:
+            with contextlib.suppress(aiodocker.DockerError):
+                await container.delete(force=True)
+            msg = exc.message if isinstance(exc, aiodocker.DockerError) else str(exc)
+            raise SandboxError(f"cannot start a {spec.pool} sandbox: {msg}") from None
+        return cls(docker, spec, container, pid, cgroup, baseline)
+
+    # -- the job ------------------------------------------------------------------------
+
+    async def _apply_limits(self, limits: Limits) -> None:
+        """Per-job memory and pids limits: the cgroup is updated in place, no restart."""
+        if limits.memory_bytes == self._memory_bytes and limits.pids == self._pids:
+            return
+        body = {
+            "Memory": limits.memory_bytes,
+            "MemorySwap": limits.memory_bytes,
+            "PidsLimit": limits.pids,
+        }
+        try:
+            await self.docker._query_json(
+                f"containers/{self.id}/update", method="POST", data=json.dumps(body)
+            )
+        except aiodocker.DockerError as exc:
+            raise SandboxError(f"cannot set the job's limits: {exc.message}") from None
+        self._memory_bytes, self._pids = limits.memory_bytes, limits.pids
+
+    def _place_files(self, job: Job) -> None:
+        uid, gid = self.spec.uid, self.spec.gid
+        root = hostfs.open_root(self.init_pid)
+        try:
+            work = hostfs.open_dir(root, WORK_DIR)
+            try:
+                hostfs.write_files(work, ((f.path, f.data(), f.mode) for f in job.files), uid, gid)
+            finally:
+                os.close(work)
+            tmp = hostfs.open_dir(root, TMP_DIR)
+            try:
+                control = hostfs.make_dirs(tmp, ".sandboxd/out", uid, gid, 0o700)
+                os.close(control)
+                if job.stdin is not None:
+                    hostfs.write_files(
+                        tmp, [(".sandboxd/stdin", job.stdin.encode("utf-8"), 0o600)], uid, gid
+                    )
+            finally:
+                os.close(tmp)
+        except OSError as exc:
+            if exc.errno in (28, 27):  # ENOSPC, EFBIG
+                raise SandboxInputError(
+                    f"the job's files do not fit in the disk limit of {self.spec.limits.disk_mb} MB"
+                ) from None
+            raise SandboxError(f"cannot place the job's files: {exc}") from None
+        finally:
+            os.close(root)
+
+    def _command(self, job: Job) -> list[str]:
+        if job.command is None:
+            return [*self.spec.runner, WORK_DIR, OUT_DIR]
+        stdin = STDIN_FILE if job.stdin is not None else "/dev/null"
+        return ["/bin/sh", "-c", f'exec /bin/sh -c "$1" < {stdin}', "sandboxd", job.command]
+
+    async def run(self, job: Job, limits: Limits, on_output: OutputSink | None = None) -> Outcome:
+        """Run one job to completion (or to a limit) and gather the evidence."""
+        if limits.disk_mb != self.spec.limits.disk_mb:
+            raise SandboxError("the pool gave a sandbox with the wrong disk limit")
+        self.jobs_run += 1
+        await self._apply_limits(limits)
+        await asyncio.to_thread(self._place_files, job)
+        try:
+            before = self.cgroup.counters()
+            self.cgroup.reset_peak()
+        except CgroupError as exc:
+            raise SandboxError(str(exc)) from None
+        out = Outcome()
+        started = time.monotonic()
+        try:
+            execution = await self.container.exec(
+                self._command(job),
+                stdout=True,
+                stderr=True,
+                stdin=False,
+                tty=False,
+                user=f"{self.spec.uid}:{self.spec.gid}",
+                environment=job_env(self.spec),
+                workdir=WORK_DIR,
+            )
+            stream = execution.start(detach=False)
+            await stream.__aenter__()  # upgrades the connection and starts the process
+        except aiodocker.DockerError as exc:
+            raise SandboxError(f"cannot start the job: {exc.message}") from None
+        try:
+            await self._supervise(execution, stream, limits, out, on_output, started)
+        finally:
+            await stream.close()
+        out.run_ms = int((time.monotonic() - started) * 1000)
+        try:
+            after = self.cgroup.counters()
+        except CgroupError as exc:
+            raise SandboxError(str(exc)) from None
+        self._evidence(before, after, limits, out)
+        await asyncio.to_thread(self._collect_results, job, out)
+        return out
+
+    async def _supervise(
+        self,
+        execution: Any,
+        stream: Any,
+        limits: Limits,
+        out: Outcome,
+        on_output: OutputSink | None,
+        started: float,
+    ) -> None:
+        stop = asyncio.Event()  # set when a limit says: kill now
+        eof = asyncio.Event()  # the output stream closed
+
+        async def read() -> None:
+            try:
+                while True:
+                    msg = await stream.read_out()
+                    if msg is None:
+                        return
+                    self._take_output(msg.stream, msg.data, limits, out, on_output)
+                    if out.output_exceeded:
+                        stop.set()
+                        return
+            finally:
+                eof.set()
+
+        async def watch() -> None:
+            """Return when the main process has exited; stop early on a CPU-limit breach.
+
+            Docker reports an exec's end through its state only (no pid to wait on),
+            so this polls: slowly while output flows, fast once the stream closed,
+            which is when the process normally ends.
+            """
+            limit_ns = int(limits.cpu_seconds * 1e9)
+            cpu_base = self.cgroup.cpu_ns()
+            next_cpu = time.monotonic() + CPU_POLL_S
+            while True:
+                info = await execution.inspect()
+                if not info.get("Running"):
+                    return
+                now = time.monotonic()
+                if now >= next_cpu:
+                    next_cpu = now + CPU_POLL_S
+                    if self.cgroup.cpu_ns() - cpu_base >= limit_ns:
+                        out.cpu_exceeded = True
+                        stop.set()
+                        return
+                if eof.is_set():
+                    await asyncio.sleep(EXIT_POLL_FAST_S)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(eof.wait(), EXIT_POLL_S)
+
+        reader = asyncio.create_task(read())
+        watcher = asyncio.create_task(watch())
+        stopper = asyncio.create_task(stop.wait())
+        remaining = limits.wall_seconds - (time.monotonic() - started)
+        try:
+            done, _ = await asyncio.wait(
+                {watcher, stopper}, timeout=max(remaining, 0), return_when="FIRST_COMPLETED"
+            )
+            if not done:
+                out.wall_timed_out = True
+            elif watcher in done and not out.cpu_exceeded:
+                # The job ends when its main process ends. Output still in the pipes is
+                # read for a moment; background children holding the stream open are
+                # killed below and do not turn a finished run into a timeout.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(reader), DRAIN_GRACE_S)
+            main_done = watcher.done() and not out.cpu_exceeded
+            if not main_done:
+                out.killed_by_us = True
+            await self._kill_job_processes()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(reader), 2.0)
+            out.exit_code = await self._exit_code(execution)
+        finally:
+            for task in (reader, watcher, stopper):
+                task.cancel()
+            results = await asyncio.gather(reader, watcher, stopper, return_exceptions=True)
+            for res in results:
+                if isinstance(res, Exception) and not isinstance(res, asyncio.CancelledError):
+                    log.warning("sandbox %s: supervision task failed: %r", self.id[:12], res)
+
+    @staticmethod
+    def _take_output(
+        fileno: int, data: bytes, limits: Limits, out: Outcome, on_output: OutputSink | None
+    ) -> None:
+        """Count, cap and forward one chunk of output."""
+        name: Literal["stdout", "stderr"] = "stderr" if fileno == 2 else "stdout"
+        room = limits.output_bytes - out.output_bytes
+        if len(data) > room:
+            data = data[: max(room, 0)]
+            out.output_exceeded = True
+        out.output_bytes += len(data)
+        buf = out.stderr if name == "stderr" else out.stdout
+        keep = CAPTURE_CAP - len(buf)
+        if len(data) > keep:
+            if name == "stderr":
+                out.stderr_truncated = True
+            else:
+                out.stdout_truncated = True
+        buf += data[: max(keep, 0)]
+        if data and on_output is not None:
+            on_output(name, data)
+
+    async def _exit_code(self, execution: Any) -> int | None:
+        for _ in range(400):
+            try:
+                info = await execution.inspect()
+            except aiodocker.DockerError:
+                return None
+            if not info.get("Running"):
+                code = info.get("ExitCode")
+                return int(code) if code is not None else None
+            await asyncio.sleep(0.005)
+        return None
+
+    async def _kill_job_processes(self) -> set[int]:
+        try:
+            return await self.cgroup.kill_all_except(self.baseline)
+        except CgroupError as exc:
+            log.warning("sandbox %s: kill failed: %s", self.id[:12], exc)
+            return {-1}
+
+    def _evidence(self, before: Counters, after: Counters, limits: Limits, out: Outcome) -> None:
+        out.cpu_ns = after.cpu_ns - before.cpu_ns
+        out.oom_killed = after.oom_kills > before.oom_kills
+        out.pids_limit_hit = after.pids_max_events > before.pids_max_events
+        out.peak_memory_bytes = after.memory_peak
+        if out.cpu_ns >= int(limits.cpu_seconds * 1e9):
+            out.cpu_exceeded = True
+
+    def _collect_results(self, job: Job, out: Outcome) -> None:
+        try:
+            root = hostfs.open_root(self.init_pid)
+        except OSError as exc:
+            out.results_error = f"sandbox is gone: {exc.strerror}"
+            return
+        try:
+            for d in (WORK_DIR, TMP_DIR):
+                try:
+                    fd = hostfs.open_dir(root, d)
+                except OSError:
+                    continue
+                try:
+                    # A full tmpfs is evidence that the job hit its disk limit.
+                    if hostfs.free_bytes(fd) < 64 * 1024:
+                        out.disk_full = True
+                finally:
+                    os.close(fd)
+            if job.command is None:
+                try:
+                    out.results = hostfs.read_capped(root, f"{OUT_DIR}/results.json", RESULTS_CAP)
+                except hostfs.UnsafePath as exc:
+                    out.results_error = str(exc)
+        finally:
+            os.close(root)
+
+    # -- between jobs ---------------------------------------------------------------------
+
+    async def reset(self) -> str | None:
+        """Make the sandbox as good as new; return why it cannot be, or None when it is.
+
+        Verified, not assumed: every job process is gone (the cgroup holds only the
+        init and its idle child), and the work dir, /tmp and /dev/shm are empty.
+        """
+        left = await self._kill_job_processes()
+        if left:
+            return f"{len(left)} job processes survived the kill"
+        if self.cgroup.procs() != self.baseline:
+            return "the sandbox's own processes changed"
+        try:
+            await asyncio.to_thread(self._empty_dirs)
+        except OSError as exc:
+            return f"cannot empty the sandbox's directories: {exc}"
+        if (
+            self._memory_bytes != self.spec.limits.memory_bytes
+            or self._pids != self.spec.limits.pids
+        ):
+            try:
+                await self._apply_limits(self.spec.limits)
+            except SandboxError as exc:
+                return str(exc)
+        return None
+
+    def _empty_dirs(self) -> None:
+        root = hostfs.open_root(self.init_pid)
+        try:
+            for d in (WORK_DIR, TMP_DIR, SHM_DIR):
+                fd = hostfs.open_dir(root, d)
+                try:
+                    hostfs.empty_dir(fd)
+                    if not hostfs.is_empty(fd):
+                        raise OSError(f"{d} is not empty after the reset")
+                finally:
+                    os.close(fd)
+        finally:
+            os.close(root)
+
+    async def destroy(self) -> None:
+        with contextlib.suppress(aiodocker.DockerError):
+            await self.container.delete(force=True)
