@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 
-.PHONY: help setup venv run test lint typecheck unit images bench clean
+.PHONY: help setup venv engine images run test lint typecheck bench clean
 
 help:
 	@echo "make run    set up everything (venv, Docker engine, images) and run an example job"
@@ -24,7 +24,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-setup: venv
+# A Docker engine (installed and started when none answers) and debootstrap.
+engine:
+	scripts/setup-host
+
+# Base and language images, rebuilt only when their recipe's hash changed.
+images: venv engine
+	$(BIN)/sandboxd images build
+
+setup: venv engine images
+
+run: setup
+	$(BIN)/sandboxd run examples/python/two-fer
 
 lint: venv
 	$(BIN)/ruff check sandboxd tests
@@ -33,8 +44,12 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy sandboxd
 
-test: lint typecheck
+test: lint typecheck engine images
 	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python bench/warm_path.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	@echo "images are kept; remove them with: docker rmi \$$(docker images -q 'sandboxd/*')"

@@ -1,0 +1,132 @@
+"""Reuse of one sandbox across jobs: verified reset, retirement, leftovers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+import aiodocker
+
+from sandboxd.jobs import RunContext, execute
+from sandboxd.models import Verdict
+from sandboxd.pool import LABEL_HOST, LABEL_MANAGED, LABEL_PID, remove_leftovers
+from sandboxd.sandbox import SandboxSpec
+from tests.conftest import TEST_HOST_ID, make_job
+
+CTX = RunContext()
+
+LEAVE_TRACES = r"""
+import os, subprocess
+subprocess.Popen(["sleep", "1000"], start_new_session=True)
+subprocess.Popen(["python3", "-c", "import time; time.sleep(1000)"], stdout=None)
+for d in ("/tmp", "/dev/shm", "/work"):
+    with open(os.path.join(d, "secret-of-job-1"), "w") as f:
+        f.write("answers")
+os.makedirs("/tmp/locked/inner")
+os.chmod("/tmp/locked", 0)
+print("left traces")
+"""
+
+LOOK_AROUND = r"""
+import json, os
+procs = []
+for pid in os.listdir("/proc"):
+    if pid.isdigit():
+        try:
+            procs.append(open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode())
+        except OSError:
+            pass
+print(json.dumps({
+    "procs": procs,
+    "tmp": sorted(os.listdir("/tmp")),
+    "shm": sorted(os.listdir("/dev/shm")),
+    "work": sorted(os.listdir("/work")),
+}))
+"""
+
+
+async def test_second_job_sees_nothing_of_the_first(make_pool: object) -> None:
+    """Job 2 in the same sandbox finds no process, file or directory of job 1."""
+    pool = await make_pool(size=1)  # type: ignore[operator]
+    ids = []
+    async with pool.sandbox("python") as box:
+        ids.append(box.id)
+        job1 = make_job({"a.py": LEAVE_TRACES}, job_id="job-1", command="python3 a.py")
+        out1 = await box.run(job1, pool.spec("python").limits)
+    assert out1.stdout == b"left traces\n"
+    async with pool.sandbox("python") as box:
+        ids.append(box.id)
+        job2 = make_job({"b.py": LOOK_AROUND}, job_id="job-2", command="python3 b.py")
+        out2 = await box.run(job2, pool.spec("python").limits)
+    assert ids[0] == ids[1], "the same warm sandbox served both jobs"
+    seen = json.loads(out2.stdout)
+    assert not any("1000" in p for p in seen["procs"]), seen["procs"]
+    assert len(seen["procs"]) == 4  # init, its idle child, our sh, job 2 itself
+    assert seen["work"] == ["b.py"]
+    assert seen["tmp"] == [".sandboxd"]  # our control dir for job 2 only
+    assert seen["shm"] == []
+
+
+async def test_limit_event_retires_the_sandbox(make_pool: object) -> None:
+    """After a timeout the sandbox is destroyed and a fresh one serves the next job."""
+    pool = await make_pool(size=1)  # type: ignore[operator]
+    (warm,) = pool._pools["python"].idle  # size 1 and warm: this one serves the job
+    result = await execute(
+        pool,
+        make_job({"s.py": "import time; time.sleep(30)"}, command="python3 s.py",
+                 limits={"wall_seconds": 0.5}),
+        CTX,
+    )  # fmt: skip
+    assert result.status is Verdict.TIMEOUT
+    async with pool.sandbox("python") as box:
+        assert box.id != warm.id
+        out = await box.run(
+            make_job({"ok.py": "print(1)"}, command="python3 ok.py"), box.spec.limits
+        )
+    assert out.stdout == b"1\n"
+    assert pool.stats()[0].size == 1
+    for _ in range(100):  # destruction runs in the background
+        try:
+            await warm.container.show()
+        except aiodocker.DockerError as exc:
+            assert exc.status == 404
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the timed-out sandbox still exists")
+
+
+async def test_job_count_limit_retires(make_pool: object) -> None:
+    """A sandbox that served its maximum number of jobs is replaced by a fresh one."""
+    pool = await make_pool(size=1, max_jobs_per_sandbox=2)  # type: ignore[operator]
+    seen = []
+    for _ in range(3):
+        async with pool.sandbox("python") as box:
+            seen.append(box.id)
+            await box.run(make_job({"o.py": "1"}, command="python3 o.py"), box.spec.limits)
+        await asyncio.sleep(0)
+    assert seen[0] == seen[1]
+    assert seen[2] != seen[1]
+
+
+async def test_leftovers_of_a_dead_process_are_removed(
+    docker: aiodocker.Docker, python_spec: SandboxSpec
+) -> None:
+    """Containers labelled by a sandboxd process that no longer exists are removed at start."""
+    dead_pid = 2**22 + 12345  # above pid_max's default: never a live process
+    assert not os.path.exists(f"/proc/{dead_pid}")
+    c = await docker.containers.create(
+        config={
+            "Image": python_spec.image,
+            "Cmd": ["sleep", "infinity"],
+            "Labels": {LABEL_MANAGED: "true", LABEL_HOST: TEST_HOST_ID, LABEL_PID: str(dead_pid)},
+            "HostConfig": {"NetworkMode": "none"},
+        }
+    )
+    removed = await remove_leftovers(docker, TEST_HOST_ID)
+    assert removed >= 1
+    try:
+        await c.show()
+        raise AssertionError("leftover container still exists")
+    except aiodocker.DockerError as exc:
+        assert exc.status == 404
