@@ -125,7 +125,11 @@ def _tests_verdicts(ev: Evidence, found: dict[Verdict, str]) -> None:
             )
         return
     if report.status == "error":
-        found[Verdict.COMPILE_ERROR] = report.message or "Your code could not be loaded."
+        if report.tests:
+            # Tests had started: the learner's code stopped the run (os._exit, a crash).
+            found[Verdict.RUNTIME_ERROR] = report.message or "The tests stopped before finishing."
+        else:
+            found[Verdict.COMPILE_ERROR] = report.message or "Your code could not be loaded."
         return
     failing = [t for t in report.tests if t.status.value != "pass"]
     if report.status == "fail" or failing:

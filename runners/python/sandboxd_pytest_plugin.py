@@ -1,0 +1,426 @@
+"""The pytest side of sandboxd's Python runner.
+
+`run` loads this module into its child pytest process (`-p sandboxd_pytest_plugin`). It
+appends one JSON line per event to the file named by $SANDBOXD_EVENTS and never holds
+results back: whatever happens to the process later (os._exit, a segfault, a kill), the
+parent still finds every test that finished. The parent turns the lines into
+results.json (see README.md for the line format).
+
+Targets Debian bookworm's pytest 7.2 and pluggy 1.0 (so old-style `hookwrapper=True`);
+works with pytest 8 too. Only public pytest API is used.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import os
+import re
+import sys
+import textwrap
+import tokenize
+import traceback
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+import pytest
+
+EVENTS_ENV = "SANDBOXD_EVENTS"
+MESSAGE_LIMIT = 1000
+TOP_MESSAGE_LIMIT = 2000
+OUTPUT_LIMIT = 500
+OUTPUT_TRUNCATED = "\n...\nOutput was truncated. Please limit to 500 chars."
+MAX_FRAMES = 5
+
+# Popped at import (before any learner code runs) so tests never see it.
+_EVENTS_PATH = os.environ.pop(EVENTS_ENV, None)
+
+# pytest's assertion explanations point at command-line flags the learner cannot pass.
+_FLAG_HINTS = re.compile(
+    r", use -v to show$|, use -vv to show$|, use '-vv' to show$|^Use -v to get more diff\n?",
+    re.MULTILINE,
+)
+# pytest ascii-escapes parametrisation ids (`café` -> `caf\xe9`); names should read as written.
+_ID_ESCAPE = re.compile(r"\\(\\|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})")
+
+
+class _Events:
+    """Append-only JSON-lines writer; one write(2) per event."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def emit(self, event: dict[str, Any]) -> None:
+        line = json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
+        # "replace" turns lone surrogates (possible in learner strings) into "?".
+        data = line.encode("utf-8", "replace")
+        for attempt in (1, 2):
+            try:
+                if self._fd is None:
+                    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+                    self._fd = os.open(self._path, flags, 0o600)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view) :]
+                return
+            except OSError:
+                # Learner code may have closed our descriptor: reopen once.
+                self._fd = None
+                if attempt == 2:
+                    raise
+
+
+_events = _Events(_EVENTS_PATH) if _EVENTS_PATH else None
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _humanise(function_name: str) -> str:
+    name = function_name[5:] if function_name.startswith("test_") else function_name
+    return name.replace("_", " ").strip() or function_name
+
+
+def _unescape_id(text: str) -> str:
+    if "\\" not in text:
+        return text
+
+    def decode(match: re.Match[str]) -> str:
+        code = match.group(1)
+        if code == "\\":
+            return match.group(0)
+        try:
+            char = chr(int(code[1:], 16))
+        except ValueError:
+            return match.group(0)
+        return char if char.isprintable() and not char.isascii() else match.group(0)
+
+    return _ID_ESCAPE.sub(decode, text)
+
+
+def display_name(item: pytest.Item) -> str:
+    """`Class > name with spaces [param-id]`: the Exercism-style name of a test item."""
+    classes = [node.name for node in item.listchain() if isinstance(node, pytest.Class)]
+    name = _humanise(getattr(item, "originalname", None) or item.name)
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None:
+        name = f"{name} [{_unescape_id(callspec.id)}]"
+    return " > ".join([*classes, name])
+
+
+def _header_end(source: str) -> tuple[int, int] | None:
+    """(row, col) just past the colon that ends the `def` header."""
+    depth = 0
+    in_def = False
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.NAME and tok.string == "def" and depth == 0:
+            in_def = True
+        elif tok.type == tokenize.OP:
+            if tok.string in ("(", "[", "{"):
+                depth += 1
+            elif tok.string in (")", "]", "}"):
+                depth -= 1
+            elif in_def and depth == 0 and tok.string == ":":
+                return tok.end
+    return None
+
+
+def function_body(func: Any) -> str | None:
+    """The dedented source of a function's body, without decorators and `def` line."""
+    try:
+        lines, _ = inspect.getsourcelines(func)
+        source = textwrap.dedent("".join(lines))
+        end = _header_end(source)
+    except (OSError, TypeError, SyntaxError, tokenize.TokenError):
+        return None
+    if end is None:
+        return None
+    row, col = end
+    source_lines = source.splitlines()
+    rest = source_lines[row - 1][col:].strip()
+    if rest and not rest.startswith("#"):
+        return rest  # a one-line body: `def test_x(): assert f() == 1`
+    body = textwrap.dedent("\n".join(source_lines[row:])).strip("\n").rstrip()
+    return body or None
+
+
+def _task_id(item: pytest.Item) -> int | None:
+    marker = item.get_closest_marker("task")
+    if marker is None:
+        return None
+    value = marker.kwargs.get("taskno", marker.args[0] if marker.args else None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _is_failure(exc: BaseException) -> bool:
+    """A failed check (assert, unittest assert*, pytest.fail, pytest.raises) vs. a crash."""
+    return isinstance(exc, (AssertionError, pytest.fail.Exception))
+
+
+def _is_unittest_class(node: pytest.Collector | None) -> bool:
+    if not isinstance(node, pytest.Class):
+        return False
+    unittest = sys.modules.get("unittest")
+    return unittest is not None and issubclass(node.obj, unittest.TestCase)
+
+
+def _definition_order(item: pytest.Item) -> tuple[int, int]:
+    """Methods defined in the test file by line number; inherited ones after them."""
+    func = getattr(item, "obj", None)
+    try:
+        code = inspect.unwrap(func).__code__ if callable(func) else None
+    except (AttributeError, ValueError):
+        code = None
+    if code is None:
+        return (2, 0)
+    in_this_file = code.co_filename == str(item.path)
+    return (0 if in_this_file else 1, code.co_firstlineno)
+
+
+class _TestState:
+    __slots__ = ("message", "sections", "skipped", "status")
+
+    def __init__(self) -> None:
+        self.status = "pass"
+        self.message: str | None = None
+        self.sections: list[tuple[str, str]] = []
+        self.skipped = False
+
+
+class Recorder:
+    """Turns pytest's hooks into events, one test at a time."""
+
+    def __init__(self, config: pytest.Config, events: _Events) -> None:
+        self._events = events
+        root = str(config.rootpath)
+        roots = {root, os.path.realpath(root)}
+        # Longest first, so a real path that extends the given one is replaced whole.
+        self._prefixes = tuple(
+            sorted((r.rstrip(os.sep) + os.sep for r in roots), key=len, reverse=True)
+        )
+        self._state: _TestState | None = None
+        self._code: dict[Any, str | None] = {}
+        self._skipped = 0
+        self._collect_errors: set[str] = set()
+
+    # -- formatting -------------------------------------------------------------------
+
+    def _relative(self, text: str) -> str:
+        for prefix in self._prefixes:
+            text = text.replace(prefix, "")
+        return text
+
+    def _is_learner_file(self, filename: str) -> bool:
+        return filename.startswith(self._prefixes)
+
+    def _frames(self, tb: TracebackType | None) -> list[str]:
+        """The last few traceback frames that are in the exercise's files."""
+        frames = [f for f in traceback.extract_tb(tb) if self._is_learner_file(f.filename)]
+        lines: list[str] = []
+        previous: tuple[str, int | None, str] | None = None
+        repeats = 0
+        for frame in frames:
+            key = (frame.filename, frame.lineno, frame.name)
+            if key == previous:
+                repeats += 1
+                continue
+            if repeats:
+                lines.append(f"  [Previous line repeated {repeats} more times]")
+                repeats = 0
+            previous = key
+            entry = f'  File "{frame.filename}", line {frame.lineno}, in {frame.name}'
+            if frame.line:
+                entry += f"\n    {frame.line}"
+            lines.append(entry)
+        if repeats:
+            lines.append(f"  [Previous line repeated {repeats} more times]")
+        return lines[-MAX_FRAMES:]
+
+    def describe(self, exc: BaseException, *, frames: bool) -> str:
+        """The exception line first, then (optionally) where it happened in the learner's files."""
+        if isinstance(exc, SyntaxError):
+            head = f"{type(exc).__name__}: {exc}"
+        else:
+            head = "".join(traceback.format_exception_only(type(exc), exc)).rstrip()
+        parts = [head]
+        if frames:
+            parts.extend(self._frames(exc.__traceback__))
+            if isinstance(exc, SyntaxError) and exc.filename:
+                # Where the parser stopped: `File "x.py", line 3` plus the caret line.
+                location = traceback.format_exception_only(type(exc), exc)[:-1]
+                parts.append("".join(location).rstrip("\n"))
+        return self._relative("\n".join(p for p in parts if p))
+
+    def _test_message(self, exc: BaseException | None, longrepr: object, status: str) -> str:
+        if exc is None:
+            text = str(longrepr)  # failed without an exception: only a strict xfail does that
+            if text.startswith("[XPASS(strict)]"):
+                reason = text[len("[XPASS(strict)]") :].strip()
+                text = "The test passed, but it is marked as expected to fail (strict xfail)."
+                text += f" Reason: {reason}" if reason else ""
+        elif isinstance(exc, pytest.FixtureLookupError):
+            text = exc.msg or f"fixture '{exc.argname}' not found"
+        else:
+            text = self.describe(exc, frames=status == "error")
+        text = _FLAG_HINTS.sub("", text).rstrip()
+        if status == "fail":
+            # pytest >= 8 separates the diff with a blank line; 7.2 does not. Keep one shape.
+            text = "\n".join(line for line in text.split("\n") if line.strip())
+        return _cap(self._relative(text), MESSAGE_LIMIT)
+
+    def _test_code(self, item: pytest.Item) -> str | None:
+        func = getattr(item, "obj", None)
+        if not callable(func):
+            return None
+        try:
+            func = inspect.unwrap(func)
+        except ValueError:
+            return None
+        func = getattr(func, "__func__", func)
+        key = getattr(func, "__code__", None)
+        if key is None:
+            return None
+        if key not in self._code:
+            self._code[key] = function_body(func)
+        return self._code[key]
+
+    # -- tests ------------------------------------------------------------------------
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        # unittest's loader sorts a TestCase's methods by name; learners expect file order.
+        start = 0
+        while start < len(items):
+            parent = items[start].parent
+            end = start + 1
+            while end < len(items) and items[end].parent is parent:
+                end += 1
+            if _is_unittest_class(parent) and end - start > 1:
+                items[start:end] = sorted(items[start:end], key=_definition_order)
+            start = end
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        event: dict[str, Any] = {"e": "start", "name": display_name(item)}
+        code = self._test_code(item)
+        if code:
+            event["test_code"] = code
+        task_id = _task_id(item)
+        if task_id is not None:
+            event["task_id"] = task_id
+        self._events.emit(event)
+        self._state = _TestState()
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        outcome = yield
+        report: pytest.TestReport = outcome.get_result()
+        state = self._state
+        if state is None:
+            return
+        state.sections = list(report.sections)  # accumulates over setup, call, teardown
+        if report.skipped:
+            if not hasattr(report, "wasxfail"):  # an expected failure that failed is a pass
+                state.skipped = True
+            return
+        if report.passed or state.status != "pass":
+            return  # keep the first problem: a teardown error after a failure adds nothing
+        exc = call.excinfo.value if call.excinfo is not None else None
+        if report.when == "call" and (exc is None or _is_failure(exc)):
+            state.status = "fail"
+        else:
+            state.status = "error"
+        state.message = self._test_message(exc, report.longrepr, state.status)
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: object) -> None:
+        state, self._state = self._state, None
+        if state is None:
+            return
+        if state.skipped and state.status == "pass":
+            self._skipped += 1
+            self._events.emit({"e": "result", "status": "skip"})
+            return
+        event: dict[str, Any] = {"e": "result", "status": state.status}
+        if state.message is not None:
+            event["message"] = state.message or "(no message)"
+        output = ""
+        for title, content in state.sections:
+            if title.startswith(("Captured stdout", "Captured stderr", "Captured log")):
+                if output and not output.endswith("\n"):
+                    output += "\n"  # log sections have no final newline
+                output += content
+        if output:
+            if len(output) > OUTPUT_LIMIT:
+                output = output[:OUTPUT_LIMIT] + OUTPUT_TRUNCATED
+            event["output"] = output
+        self._events.emit(event)
+
+    # -- the session ------------------------------------------------------------------
+
+    def _error(self, message: str) -> None:
+        self._events.emit({"e": "error", "message": _cap(message, TOP_MESSAGE_LIMIT)})
+
+    def pytest_exception_interact(
+        self, node: pytest.Item | pytest.Collector, call: pytest.CallInfo[Any], report: Any
+    ) -> None:
+        if not isinstance(report, pytest.CollectReport) or call.excinfo is None:
+            return  # test failures are handled in pytest_runtest_makereport
+        exc: BaseException = call.excinfo.value
+        if isinstance(exc, pytest.Collector.CollectError) and exc.__cause__ is None:
+            message = self._relative(str(exc))  # pytest's own words, e.g. skip misuse
+        else:
+            message = self.describe(exc.__cause__ or exc, frames=True)
+        self._collect_errors.add(report.nodeid)
+        self._error(message)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed and report.nodeid not in self._collect_errors:
+            self._collect_errors.add(report.nodeid)
+            self._error(self._relative(str(report.longrepr)))
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        if isinstance(excinfo.value, pytest.Session.Interrupted) and self._collect_errors:
+            return  # pytest's own "Interrupted: 1 error during collection": already reported
+        exc = excinfo.value
+        if isinstance(exc, pytest.exit.Exception):
+            self._error(f"The tests were stopped early by pytest.exit(): {exc.msg}")
+        else:
+            self._error(f"The tests were interrupted ({self.describe(exc, frames=False)}).")
+
+    def pytest_internalerror(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        self._error(f"The test runner failed ({self.describe(excinfo.value, frames=False)}).")
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self._events.emit({"e": "done", "exitstatus": int(exitstatus), "skipped": self._skipped})
+
+
+def _conftest_cause(exc: BaseException) -> BaseException:
+    for candidate in (
+        getattr(exc, "cause", None),  # pytest >= 8.1
+        getattr(exc, "excinfo", (None, None))[1],  # pytest 7: ConftestImportFailure.excinfo
+        exc.__cause__,
+    ):
+        if isinstance(candidate, BaseException):
+            return candidate
+    return exc
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> Iterable[None]:
+    # A broken conftest.py stops pytest before pytest_configure: report it from here.
+    outcome: Any = yield
+    if outcome.excinfo is not None and _events is not None:
+        exc = _conftest_cause(outcome.excinfo[1])
+        recorder = Recorder(early_config, _events)
+        recorder._error(recorder.describe(exc, frames=True))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "task(taskno): the exercise task this test belongs to")
+    if _events is not None and not config.pluginmanager.has_plugin("sandboxd-recorder"):
+        config.pluginmanager.register(Recorder(config, _events), "sandboxd-recorder")

@@ -1,0 +1,136 @@
+"""Pure pieces of the sandbox layer: container settings, cgroup parsing, host file access."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sandboxd import hostfs
+from sandboxd.cgroup import parse_flat_keyed, parse_mountinfo, parse_proc_cgroup
+from sandboxd.limits import Limits
+from sandboxd.sandbox import SandboxSpec, container_config, job_env
+
+SPEC = SandboxSpec(
+    pool="python",
+    image="sandboxd/python:latest",
+    runner=("/opt/sandboxd/runner/run",),
+    env={"PYTHONUNBUFFERED": "1"},
+    limits=Limits(memory_mb=256, pids=128, disk_mb=64),
+)
+
+
+def test_container_config_is_locked_down() -> None:
+    """The create body has every hardening setting DESIGN.md asks for."""
+    cfg = container_config(SPEC, {"sandboxd.managed": "true"})
+    hc = cfg["HostConfig"]
+    assert hc["NetworkMode"] == "none" and cfg["NetworkDisabled"] is True
+    assert hc["ReadonlyRootfs"] is True
+    assert hc["CapDrop"] == ["ALL"] and "CapAdd" not in hc
+    assert hc["SecurityOpt"] == ["no-new-privileges"]  # default seccomp stays on
+    assert hc["Init"] is True
+    assert hc["Memory"] == hc["MemorySwap"] == 256 * 1024 * 1024
+    assert hc["PidsLimit"] == 128
+    assert hc["NanoCpus"] == 1_000_000_000
+    assert "Privileged" not in hc and "Binds" not in hc and "Mounts" not in hc
+    ulimits = {u["Name"]: u["Soft"] for u in hc["Ulimits"]}
+    assert ulimits["fsize"] == 64 << 20 and "nproc" not in ulimits and "nofile" in ulimits
+    for path in ("/work", "/tmp"):
+        opts = hc["Tmpfs"][path].split(",")
+        assert "size=64m" in opts and "uid=10001" in opts and "nosuid" in opts
+    assert cfg["Labels"] == {"sandboxd.managed": "true"}
+
+
+def test_job_env_holds_only_the_image_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing from the daemon's own environment reaches a job."""
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    env = dict(e.split("=", 1) for e in job_env(SPEC))
+    assert set(env) == {"PATH", "HOME", "LANG", "TMPDIR", "PYTHONUNBUFFERED"}
+
+
+MOUNTINFO_V1 = """\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+36 31 0:33 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
+38 31 0:35 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+39 31 0:36 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+"""
+
+
+def test_parse_mountinfo_maps_controllers_to_mounts() -> None:
+    """Co-mounted v1 controllers and the v2 mount are found; name=systemd is no controller."""
+    v1, v2 = parse_mountinfo(MOUNTINFO_V1)
+    assert v1["cpuacct"] == Path("/sys/fs/cgroup/cpu,cpuacct")
+    assert v1["memory"] == Path("/sys/fs/cgroup/memory")
+    assert "name=systemd" not in v1 and "systemd" not in v1
+    assert v2 == Path("/sys/fs/cgroup/unified")
+
+
+def test_parse_proc_cgroup_v1_and_v2() -> None:
+    """Both the per-controller v1 lines and the v2 line are read."""
+    v1, v2 = parse_proc_cgroup("4:memory:/docker/abc\n2:cpu,cpuacct:/docker/abc\n0::/\n")
+    assert v1 == {"memory": "/docker/abc", "cpu": "/docker/abc", "cpuacct": "/docker/abc"}
+    assert v2 == "/"
+
+
+def test_parse_flat_keyed_reads_counters() -> None:
+    """Counter files parse to ints; non-numeric lines are skipped."""
+    text = "oom_kill_disable 0\nunder_oom 0\noom_kill 3\nweird line\n"
+    assert parse_flat_keyed(text) == {"oom_kill_disable": 0, "under_oom": 0, "oom_kill": 3}
+
+
+def test_read_capped_refuses_symlinks_and_fifos(tmp_path: Path) -> None:
+    """A planted symlink or FIFO is never followed or blocked on."""
+    (tmp_path / "out").mkdir()
+    secret = tmp_path / "secret"
+    secret.write_text("host secret")
+    (tmp_path / "out" / "results.json").symlink_to(secret)
+    os.mkfifo(tmp_path / "out" / "fifo")
+    base = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(hostfs.UnsafePath):
+            hostfs.read_capped(base, "out/results.json", 1000)
+        with pytest.raises(hostfs.UnsafePath):
+            hostfs.read_capped(base, "out/fifo", 1000)
+        assert hostfs.read_capped(base, "out/missing.json", 1000) is None
+        (tmp_path / "out" / "big").write_bytes(b"x" * 2000)
+        with pytest.raises(hostfs.UnsafePath):
+            hostfs.read_capped(base, "out/big", 1000)
+    finally:
+        os.close(base)
+
+
+def test_read_capped_refuses_a_symlinked_directory(tmp_path: Path) -> None:
+    """A directory on the path replaced by a symlink is refused too."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "results.json").write_text("{}")
+    (tmp_path / "out").symlink_to(tmp_path / "real")
+    base = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(hostfs.UnsafePath):
+            hostfs.read_capped(base, "out/results.json", 1000)
+    finally:
+        os.close(base)
+
+
+def test_write_files_and_empty_dir(tmp_path: Path) -> None:
+    """Files land at their paths with their modes; emptying removes everything, links too."""
+    base = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        uid, gid = os.getuid(), os.getgid()
+        hostfs.write_files(base, [("a/b/c.txt", b"hi", None), ("run.sh", b"#!", 0o755)], uid, gid)
+        assert (tmp_path / "a/b/c.txt").read_bytes() == b"hi"
+        assert (tmp_path / "run.sh").stat().st_mode & 0o777 == 0o755
+        outside = tmp_path.parent / f"{tmp_path.name}-outside"
+        outside.mkdir()
+        (outside / "keep").write_text("keep")
+        (tmp_path / "link").symlink_to(outside)
+        os.chmod(tmp_path / "a", 0)
+        hostfs.empty_dir(base)
+        assert hostfs.is_empty(base)
+        assert (outside / "keep").read_text() == "keep"  # the link was removed, not followed
+    finally:
+        os.close(base)

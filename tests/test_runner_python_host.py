@@ -1,0 +1,235 @@
+"""The Python runner (`runners/python/run`) on the host's Debian python3, against its fixtures.
+
+The image runs the same interpreter and pytest (Debian bookworm's python3-pytest 7.2), so a
+pass here means the golden files describe what the image will report.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from runner_fixtures import (
+    FIXTURES_DIR,
+    HOST_PYTHON,
+    RESULTS_NAME,
+    RUNNER,
+    compare_results,
+    copy_exercise,
+    fixture_cases,
+    image_env,
+    load_expected,
+    read_results,
+    run_runner,
+)
+
+from sandboxd.results import parse_report
+
+
+def _host_pytest_missing() -> str | None:
+    try:
+        proc = subprocess.run(
+            [HOST_PYTHON, "-c", "import pytest"], capture_output=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{HOST_PYTHON} cannot be run ({exc})"
+    if proc.returncode != 0:
+        return f"{HOST_PYTHON} cannot import pytest: apt-get install -y python3-pytest"
+    return None
+
+
+_missing = _host_pytest_missing()
+if _missing is not None:
+    pytest.skip(_missing, allow_module_level=True)
+
+CASES = fixture_cases()
+
+
+class Run:
+    """One runner run of a fixture case: where it ran and what it left."""
+
+    def __init__(self, case: str, root: Path) -> None:
+        self.input_dir = copy_exercise(case, root / "work")
+        self.output_dir = root / "out"
+        self.inputs_before = _tree(self.input_dir)
+        self.proc = run_runner(self.input_dir, self.output_dir)
+        self.results: dict[str, Any] = read_results(self.output_dir)
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(path)): p.read_bytes() if p.is_file() else b""
+        for p in sorted(path.rglob("*"))
+    }
+
+
+class Runs:
+    """Each case run at most once per module, on first use, in its own temporary dir."""
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        self._factory = factory
+        self._runs: Runs = {}
+
+    def __getitem__(self, case: str) -> Run:
+        if case not in self._runs:
+            self._runs[case] = Run(case, self._factory.mktemp(case))
+        return self._runs[case]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    """The shared, lazily filled runs of the fixture cases."""
+    return Runs(tmp_path_factory)
+
+
+def test_every_fixture_dir_has_golden_results() -> None:
+    """Every directory under runners/python/fixtures/ carries an expected_results.json."""
+    dirs = sorted(p.name for p in FIXTURES_DIR.iterdir() if p.is_dir())
+    assert dirs == CASES
+    assert len(CASES) >= 11
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_results_match_golden_file(case: str, runs: Runs) -> None:
+    """The runner reports exactly the fixture's expected_results.json."""
+    run = runs[case]
+    diffs = compare_results(run.results, load_expected(case), input_dir=str(run.input_dir))
+    assert diffs == [], "\n".join(diffs)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_runner_exits_zero_whatever_the_tests_did(case: str, runs: Runs) -> None:
+    """The runner exits 0 for passing, failing, broken and crashing exercises alike."""
+    assert runs[case].proc.returncode == 0, runs[case].proc.stderr.decode(errors="replace")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_leaves_only_results_json(case: str, runs: Runs) -> None:
+    """Only results.json is written: no events file, .pytest_cache or __pycache__ anywhere."""
+    run = runs[case]
+    assert sorted(os.listdir(run.output_dir)) == [RESULTS_NAME]
+    assert _tree(run.input_dir) == run.inputs_before
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_daemon_parser_accepts_results(case: str, runs: Runs) -> None:
+    """sandboxd's own results.json parser accepts every fixture's results unchanged."""
+    raw = (runs[case].output_dir / RESULTS_NAME).read_bytes()
+    report = parse_report(raw)
+    assert [t.name for t in report.tests] == [t["name"] for t in runs[case].results["tests"]]
+    assert report.status == runs[case].results["status"]
+
+
+def test_found_through_a_symlink(tmp_path: Path) -> None:
+    """Run via a symlink (as installed elsewhere), the runner finds its plugin by real path."""
+    link = tmp_path / "bin" / "run"
+    link.parent.mkdir()
+    link.symlink_to(RUNNER)
+    input_dir = copy_exercise("all_pass", tmp_path / "work")
+    proc = run_runner(input_dir, tmp_path / "out", command=[str(link)])
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    results = read_results(tmp_path / "out")
+    assert compare_results(results, load_expected("all_pass"), input_dir=str(input_dir)) == []
+
+
+def test_ignores_outer_pytest_config_and_environment(tmp_path: Path) -> None:
+    """An ini file above the input dir, PYTEST_ADDOPTS and CI=true change nothing."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -x -k nothing --strict-markers\n")
+    input_dir = copy_exercise("some_fail", tmp_path / "work")
+    env = image_env(tmp_path) | {
+        "PYTEST_ADDOPTS": "-x -p no:unittest",
+        "PYTEST_PLUGINS": "nonexistent_plugin",
+        "CI": "true",
+        "PYTHONPATH": str(tmp_path / "elsewhere"),
+    }
+    proc = run_runner(input_dir, tmp_path / "out", env=env)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    results = read_results(tmp_path / "out")
+    assert compare_results(results, load_expected("some_fail"), input_dir=str(input_dir)) == []
+
+
+def test_relative_paths_and_missing_output_dir(tmp_path: Path) -> None:
+    """Relative input/output paths work and a missing output dir is created."""
+    input_dir = copy_exercise("all_pass", tmp_path / "work")
+    proc = subprocess.run(
+        [HOST_PYTHON, str(RUNNER), ".", "../new/out"],
+        cwd=input_dir,
+        env=image_env(tmp_path),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert read_results(tmp_path / "new" / "out")["status"] == "pass"
+
+
+def test_learner_module_cannot_shadow_the_runner(tmp_path: Path) -> None:
+    """A learner file named like a stdlib module (json.py) does not break the runner."""
+    input_dir = copy_exercise("all_pass", tmp_path / "work")
+    (input_dir / "json.py").write_text("raise RuntimeError('shadowed')\n")
+    proc = run_runner(input_dir, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert read_results(tmp_path / "out")["status"] == "pass"
+
+
+def test_usage_error_without_arguments() -> None:
+    """Called without its two arguments the runner says how to call it and exits 2."""
+    proc = subprocess.run([HOST_PYTHON, str(RUNNER)], capture_output=True, timeout=60, check=False)
+    assert proc.returncode == 2
+    assert b"usage: run <input_dir> <output_dir>" in proc.stderr
+
+
+# -- compare_results, the helper the image tests reuse -------------------------------
+
+
+def _doc(**test: Any) -> dict[str, Any]:
+    return {"version": 3, "status": "pass", "tests": [{"name": "a", "status": "pass", **test}]}
+
+
+def test_compare_equal_documents_has_no_differences() -> None:
+    """compare_results returns [] for identical documents."""
+    assert compare_results(_doc(output="hi\n"), _doc(output="hi\n")) == []
+
+
+def test_compare_names_the_test_and_field() -> None:
+    """A differing field is reported with the test's index, name and both values."""
+    diffs = compare_results(_doc(status="fail"), _doc())
+    assert diffs == ["tests[0] ('a').status: expected 'pass', got 'fail'"]
+
+
+def test_compare_reports_absent_and_extra_fields() -> None:
+    """A field present on one side only is a difference, shown as (absent)."""
+    diffs = compare_results(_doc(task_id=1), _doc(message="m"))
+    assert diffs == [
+        "tests[0] ('a').message: expected 'm', got (absent)",
+        "tests[0] ('a').task_id: expected (absent), got 1",
+    ]
+
+
+def test_compare_reports_missing_and_unexpected_tests() -> None:
+    """Different test counts name the tests that are missing or extra."""
+    two = _doc()
+    two["tests"].append({"name": "b", "status": "pass"})
+    assert compare_results(_doc(), two) == [
+        "tests: expected 2 tests, got 1",
+        "tests[1]: missing test {'name': 'b', 'status': 'pass'}",
+    ]
+    assert compare_results(two, _doc())[-1].startswith("tests[1]: unexpected test")
+
+
+def test_compare_normalises_input_dir_and_addresses() -> None:
+    """The actual run's input dir becomes <input_dir>; object addresses are ignored."""
+    actual = _doc(message="FileNotFoundError: /tmp/x/work/data.txt at 0x7f3a2b1c9d40")
+    expected = _doc(message="FileNotFoundError: <input_dir>/data.txt at 0x7f00000000ff")
+    assert compare_results(actual, expected, input_dir="/tmp/x/work") == []
+    assert compare_results(actual, expected) != []
+
+
+def test_compare_top_level_fields() -> None:
+    """Top-level status and message are compared exactly."""
+    actual = {"version": 3, "status": "error", "message": "x", "tests": []}
+    expected = {"version": 3, "status": "error", "message": "y", "tests": []}
+    assert compare_results(actual, expected) == ["message: expected 'y', got 'x'"]

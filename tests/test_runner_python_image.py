@@ -1,0 +1,82 @@
+"""The Python runner's golden fixtures, run in the real image through the warm pool.
+
+Each case is sent as a job (the exercise's files, no command) to the session's pool; the
+results.json the runner wrote inside the sandbox must equal the case's
+`expected_results.json`, and the verdict sandboxd derives from it must be the one a learner
+should see.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from runner_fixtures import (
+    EXPECTED_NAME,
+    FIXTURES_DIR,
+    compare_results,
+    fixture_cases,
+    load_expected,
+)
+
+from sandboxd.jobs import evidence_of
+from sandboxd.limits import DEFAULT_MAXIMA, clamp
+from sandboxd.models import Job, Verdict
+from sandboxd.pool import Pool
+from sandboxd.verdict import decide
+
+pytestmark = pytest.mark.docker
+
+# The work dir inside the sandbox, which the runner's messages must never reveal.
+INPUT_DIR = "/work"
+
+VERDICTS = {
+    "all_pass": Verdict.PASSED,
+    "exits_early": Verdict.RUNTIME_ERROR,
+    "fixture_errors": Verdict.FAILED,
+    "import_error": Verdict.COMPILE_ERROR,
+    "many_parametrised": Verdict.FAILED,
+    "no_tests": Verdict.COMPILE_ERROR,
+    "per_test_output": Verdict.FAILED,
+    "segfault": Verdict.RUNTIME_ERROR,
+    "some_fail": Verdict.FAILED,
+    "syntax_error": Verdict.COMPILE_ERROR,
+    "task_ids": Verdict.FAILED,
+    "unicode": Verdict.FAILED,
+    "unittest_classes": Verdict.FAILED,
+}
+
+
+def test_every_case_has_an_expected_verdict() -> None:
+    assert sorted(VERDICTS) == fixture_cases()
+
+
+def case_job(case: str) -> Job:
+    """The case's exercise files as a tests-mode job."""
+    files: list[dict[str, Any]] = []
+    for path in sorted((FIXTURES_DIR / case).rglob("*")):
+        if path.is_file() and path.name != EXPECTED_NAME:
+            rel = path.relative_to(FIXTURES_DIR / case).as_posix()
+            data = base64.b64encode(path.read_bytes()).decode()
+            files.append({"path": rel, "content": data, "encoding": "base64"})
+    doc = {"schema": "sandboxd.job/v1", "id": f"fixture-{case}", "language": "python"}
+    return Job.model_validate({**doc, "files": files})
+
+
+@pytest.mark.parametrize("case", sorted(VERDICTS))
+async def test_fixture_in_image(pool: Pool, case: str) -> None:
+    job = case_job(case)
+    limits = clamp(job.limits, defaults=pool.spec("python").limits, maxima=DEFAULT_MAXIMA)
+    async with pool.sandbox("python", limits) as box:
+        out = await box.run(job, limits)
+    assert out.results is not None, f"no results.json: {out.results_error}; {out.stderr!r}"
+    actual = json.loads(out.results)
+    diffs = compare_results(actual, load_expected(case), input_dir=INPUT_DIR)
+    assert not diffs, "\n".join(diffs)
+    assert INPUT_DIR + "/" not in out.results.decode(), "the runner leaked the work dir path"
+    assert out.exit_code == 0, f"the runner must exit 0 whatever the tests did: {out.stderr!r}"
+    verdict, message = decide(evidence_of(job, limits, out)[0])
+    assert verdict == VERDICTS[case], message
+    assert message
