@@ -172,3 +172,45 @@ async def test_invalid_utf8_output_is_replaced(pool: Pool) -> None:
     assert result.status is Verdict.PASSED
     assert result.stdout == "ok \ufffd\ufffd end\n"
     assert json.loads(result.to_json())["stdout"] == "ok \ufffd\ufffd end\n"
+
+
+# -- the same through the test runner (no command): what a learner's exercise can do ------
+
+SOLUTION_TEST = "from solution import answer\n\n\ndef test_answer():\n    assert answer() == 42\n"
+
+
+async def run_tests(pool: Pool, solution: str, **fields: object) -> Result:
+    job = make_job({"solution.py": solution, "solution_test.py": SOLUTION_TEST}, **fields)
+    return await execute(pool, job, CTX)
+
+
+async def test_tests_mode_infinite_loop_is_timeout(pool: Pool) -> None:
+    """A solution that never returns: the runner is killed at the wall limit."""
+    result = await run_tests(
+        pool, "def answer():\n    while True:\n        pass\n", limits={"wall_seconds": 2}
+    )
+    assert result.status is Verdict.TIMEOUT, result
+    assert result.message.startswith(("Time limit of 2 s", "CPU time limit")), result.message
+    await assert_next_job_fine(pool)
+
+
+async def test_tests_mode_memory_bomb_is_memory_limit(pool: Pool) -> None:
+    """Memory exhaustion inside a test is the memory limit, not a failed test."""
+    bomb = "def answer():\n    a = []\n    while True:\n        a.append(bytearray(10**7))\n"
+    result = await run_tests(pool, bomb, limits={"memory_mb": 64})
+    assert result.status is Verdict.MEMORY_LIMIT, result
+    await assert_next_job_fine(pool)
+
+
+async def test_tests_mode_import_time_exit_is_reported(pool: Pool) -> None:
+    """sys.exit() while pytest imports the solution yields a clear message, not our crash."""
+    result = await run_tests(pool, "import sys\nsys.exit(3)\n")
+    assert result.status in (Verdict.COMPILE_ERROR, Verdict.RUNTIME_ERROR), result
+    assert result.message and "Traceback" not in result.message
+    await assert_next_job_fine(pool)
+
+
+async def test_tests_mode_passing_solution_passes(pool: Pool) -> None:
+    result = await run_tests(pool, "def answer():\n    return 42\n")
+    assert result.status is Verdict.PASSED, result
+    assert [t.name for t in result.tests] == ["answer"]
