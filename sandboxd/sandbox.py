@@ -359,7 +359,7 @@ class Sandbox:
             next_cpu = time.monotonic() + CPU_POLL_S
             while True:
                 info = await execution.inspect()
-                if not info.get("Running"):
+                if _exec_ended(info):
                     return
                 now = time.monotonic()
                 if now >= next_cpu:
@@ -433,9 +433,8 @@ class Sandbox:
                 info = await execution.inspect()
             except aiodocker.DockerError:
                 return None
-            if not info.get("Running"):
-                code = info.get("ExitCode")
-                return int(code) if code is not None else None
+            if _exec_ended(info):
+                return int(info["ExitCode"])
             await asyncio.sleep(0.005)
         return None
 
@@ -524,3 +523,10 @@ class Sandbox:
     async def destroy(self) -> None:
         with contextlib.suppress(aiodocker.DockerError):
             await self.container.delete(force=True)
+
+
+def _exec_ended(info: dict[str, Any]) -> bool:
+    """Whether an exec's process has exited. `Running` is also false before the process
+    has started (the start may still be in flight when we first look); only an exit
+    code says it ended."""
+    return not info.get("Running") and info.get("ExitCode") is not None

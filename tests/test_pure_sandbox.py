@@ -134,3 +134,14 @@ def test_write_files_and_empty_dir(tmp_path: Path) -> None:
         assert (outside / "keep").read_text() == "keep"  # the link was removed, not followed
     finally:
         os.close(base)
+
+
+def test_an_exec_not_yet_started_has_not_ended() -> None:
+    """Docker reports Running=false before an exec's process starts; taking that for an
+    exit killed fresh jobs (exit 137 after ~60 ms). Only an exit code means it ended."""
+    from sandboxd.sandbox import _exec_ended
+
+    assert not _exec_ended({"Running": False, "ExitCode": None, "Pid": 0})
+    assert not _exec_ended({"Running": True, "ExitCode": None, "Pid": 0})
+    assert _exec_ended({"Running": False, "ExitCode": 0, "Pid": 123})
+    assert _exec_ended({"Running": False, "ExitCode": 137, "Pid": 123})
