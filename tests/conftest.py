@@ -14,6 +14,9 @@ from sandboxd.models import Job
 from sandboxd.pool import Pool, PoolConfig
 from sandboxd.sandbox import SandboxSpec
 
+# A real SQS server (moto) for the session and queues per test: tests/sqs_fixtures.py.
+pytest_plugins = ["sqs_fixtures"]
+
 # Unique per test process, so a daemon or another test run on this host is left alone.
 TEST_HOST_ID = f"pytest-{os.getpid()}"
 

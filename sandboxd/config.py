@@ -1,0 +1,338 @@
+"""Daemon settings, read from `SANDBOXD_*` environment variables and validated at start.
+
+`load_settings()` is the entry point: it turns any bad value into one `ConfigError` line
+naming the variable, so an operator sees `SANDBOXD_MAX_PIDS: must be greater than 0
+(got '-1')` rather than a pydantic dump.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from sandboxd.limits import DEFAULT_MAXIMA, Limits
+
+log = logging.getLogger(__name__)
+
+ENV_PREFIX = "SANDBOXD_"
+
+# SQS queue names: 1-80 characters of letters, digits, `-` and `_`. FIFO queues (`.fifo`)
+# are deliberately not accepted: sends would need a MessageGroupId the daemon never sets.
+_QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+_LANGUAGE_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+# What botocore itself accepts as a region name; checked here so a typo fails at start-up
+# with the variable's name rather than at the first SQS call.
+_REGION_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+# The environment `load_settings(env)` asked for; None means `os.environ`. A context
+# variable rather than a global so concurrent loads (tests) cannot see each other's env.
+_environ: ContextVar[Mapping[str, str] | None] = ContextVar("sandboxd_environ", default=None)
+
+
+class ConfigError(Exception):
+    """A setting has a bad value; the message is one line naming the variable."""
+
+
+def env_name(field: str) -> str:
+    """`heartbeat_seconds` -> `SANDBOXD_HEARTBEAT_SECONDS`."""
+    return ENV_PREFIX + field.upper()
+
+
+def is_queue_url(value: str) -> bool:
+    """True when `value` is a queue URL rather than a queue name."""
+    return value.startswith(("http://", "https://"))
+
+
+class _EnvSource(PydanticBaseSettingsSource):
+    """`SANDBOXD_<FIELD>` variables as raw strings; pydantic's validation parses them.
+
+    Our own source rather than pydantic-settings' `EnvSettingsSource` because that one only
+    reads `os.environ` and JSON-decodes dict fields before any validator runs, which would
+    reject the simple `python=2,javascript=1` form of `SANDBOXD_POOL_SIZES`.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self._environ = environ
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._environ.get(env_name(field_name)), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, name)
+            if value is not None:
+                values[key] = value
+        return values
+
+
+class Settings(BaseSettings):
+    """Everything the daemon is configured by. Field `x` is variable `SANDBOXD_X`."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # Queues: "embedded" runs moto's SQS server on loopback; "aws" is real SQS, with
+    # credentials, region and `AWS_ENDPOINT_URL_SQS` from the standard AWS chain.
+    sqs: Literal["embedded", "aws"] = "embedded"
+    # A fixed port, not 0: `sandboxd submit` finds the daemon's server by it.
+    embedded_sqs_port: int = Field(default=9324, ge=1, le=65535)
+    jobs_queue: str = "sandboxd-jobs"
+    results_queue: str = "sandboxd-results"
+    dead_letter_queue: str = "sandboxd-jobs-dlq"
+    max_receive_count: int = Field(default=3, ge=1, le=1000)  # SQS's own bounds
+    region: str = Field(default="us-east-1", min_length=1)
+    # Local state: the embedded SQS server's log. Relative paths are relative to the
+    # working directory the daemon was started in.
+    state_dir: Path = Path(".cache")
+
+    http_addr: str = "127.0.0.1:8700"
+
+    pool_sizes: dict[str, int] = Field(default_factory=lambda: {"python": 2})
+
+    # Host maxima: a job may ask for less, never for more.
+    max_wall_seconds: float = Field(default=DEFAULT_MAXIMA.wall_seconds, gt=0, allow_inf_nan=False)
+    max_cpu_seconds: float = Field(default=DEFAULT_MAXIMA.cpu_seconds, gt=0, allow_inf_nan=False)
+    max_memory_mb: int = Field(default=DEFAULT_MAXIMA.memory_mb, gt=0)
+    max_pids: int = Field(default=DEFAULT_MAXIMA.pids, gt=0)
+    max_output_bytes: int = Field(default=DEFAULT_MAXIMA.output_bytes, gt=0)
+    max_disk_mb: int = Field(default=DEFAULT_MAXIMA.disk_mb, gt=0)
+
+    grace_seconds: float = Field(default=30.0, ge=0, allow_inf_nan=False)
+    # Declared before heartbeat_seconds so that field's validator can compare against it.
+    visibility_timeout: int = Field(default=60, ge=1, le=43200)  # SQS allows up to 12 h
+    heartbeat_seconds: float = Field(default=20.0, gt=0, allow_inf_nan=False)
+    wait_time_seconds: int = Field(default=10, ge=0, le=20)  # SQS long-poll bounds
+    host_id: str = Field(default_factory=socket.gethostname, min_length=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Keyword arguments win over the environment; no .env or secrets files, so what
+        # configures the daemon is visible in its environment alone.
+        environ = _environ.get()
+        return init_settings, _EnvSource(settings_cls, os.environ if environ is None else environ)
+
+    @field_validator("jobs_queue", "results_queue", "dead_letter_queue")
+    @classmethod
+    def _queue_name_or_url(cls, value: str, info: ValidationInfo) -> str:
+        if is_queue_url(value):
+            # The embedded server's URLs depend on the port it got; a URL here would point
+            # the daemon at some other server, so embedded mode takes names only.
+            if info.data.get("sqs") == "embedded":
+                raise ValueError(
+                    f"must be a queue name, not a URL, when {env_name('sqs')}=embedded"
+                )
+            return value
+        if _QUEUE_NAME_RE.fullmatch(value):
+            return value
+        raise ValueError(
+            "must be a standard queue name (1-80 letters, digits, '-' or '_') "
+            "or an http(s):// queue URL"
+        )
+
+    @field_validator("region")
+    @classmethod
+    def _region_name(cls, value: str) -> str:
+        if not _REGION_RE.fullmatch(value):
+            raise ValueError(f"{value!r} is not a region name like us-east-1")
+        return value
+
+    @field_validator("state_dir", mode="before")
+    @classmethod
+    def _state_dir_not_empty(cls, value: Any) -> Any:
+        # Path("") is the working directory; an empty variable is more likely a mistake.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty")
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain a NUL character")
+        return value
+
+    @field_validator("http_addr")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        _split_host_port(value)
+        return value
+
+    @field_validator("pool_sizes", mode="before")
+    @classmethod
+    def _parse_pool_sizes(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith(("{", "[")):
+            try:
+                # Duplicate keys would silently keep the last; refuse them as below.
+                decoded = json.loads(text, object_pairs_hook=_pairs)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"is not valid JSON ({exc.msg})") from None
+            if isinstance(decoded, dict):
+                for language, size in decoded.items():
+                    # pydantic would take `true` for 1.
+                    if isinstance(size, bool):
+                        raise ValueError(f"{language}: pool size must be a whole number")
+            return decoded
+        sizes: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            language, sep, size = item.partition("=")
+            if not sep:
+                raise ValueError(
+                    f"{item!r} is not language=size; use e.g. python=2,javascript=1 "
+                    'or {"python": 2}'
+                )
+            language = language.strip()
+            if language in sizes:
+                raise ValueError(f"{language!r} is given twice")
+            sizes[language] = size.strip()
+        return sizes
+
+    @field_validator("pool_sizes")
+    @classmethod
+    def _check_pool_sizes(cls, value: dict[str, int]) -> dict[str, int]:
+        if not value:
+            raise ValueError("must name at least one language")
+        for language, size in value.items():
+            if not _LANGUAGE_RE.fullmatch(language):
+                raise ValueError(f"{language!r} is not a language name (lower-case, a-z0-9_-)")
+            if size < 0:
+                raise ValueError(f"{language}: pool size must be at least 0 (got {size})")
+        return value
+
+    @field_validator("heartbeat_seconds")
+    @classmethod
+    def _heartbeat_below_visibility(cls, value: float, info: ValidationInfo) -> float:
+        # A heartbeat slower than the visibility timeout would let a running job's message
+        # reappear and run twice. Skipped when visibility_timeout itself failed validation.
+        visibility = info.data.get("visibility_timeout")
+        if visibility is not None and value >= visibility:
+            raise ValueError(f"must be less than {env_name('visibility_timeout')} ({visibility})")
+        return value
+
+    @property
+    def embedded_sqs_log(self) -> Path:
+        """Where the embedded SQS server's output goes."""
+        return self.state_dir / "embedded-sqs.log"
+
+    @property
+    def http_host(self) -> str:
+        return _split_host_port(self.http_addr)[0]
+
+    @property
+    def http_port(self) -> int:
+        return _split_host_port(self.http_addr)[1]
+
+    @property
+    def maxima(self) -> Limits:
+        """The host maxima as `Limits`, for `sandboxd.limits.clamp`."""
+        return Limits(
+            wall_seconds=self.max_wall_seconds,
+            cpu_seconds=self.max_cpu_seconds,
+            memory_mb=self.max_memory_mb,
+            pids=self.max_pids,
+            output_bytes=self.max_output_bytes,
+            disk_mb=self.max_disk_mb,
+        )
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"{key!r} is given twice")
+        result[key] = value
+    return result
+
+
+def _split_host_port(value: str) -> tuple[str, int]:
+    """`127.0.0.1:8700` -> ("127.0.0.1", 8700); `[::1]:8700` -> ("::1", 8700)."""
+    host, sep, port_text = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or any(c.isspace() for c in host) or "[" in host or "]" in host:
+        raise ValueError("must be host:port, e.g. 127.0.0.1:8700 or [::1]:8700")
+    # isascii(): str.isdigit() and int() also take other scripts' digits, e.g. '٨٧٠٠'.
+    if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
+        raise ValueError("port must be a number from 1 to 65535")
+    return host, int(port_text)
+
+
+@contextmanager
+def _use_environ(env: Mapping[str, str] | None) -> Iterator[None]:
+    token = _environ.set(env)
+    try:
+        yield
+    finally:
+        _environ.reset(token)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `env` (default: `os.environ`), or `ConfigError` naming the variable."""
+    try:
+        with _use_environ(env):
+            settings = Settings()
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    log.debug("settings: %s", settings)
+    return settings
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per problem, joined: `SANDBOXD_X: must be ... (got '...')`."""
+    problems: list[str] = []
+    for error in exc.errors(include_url=False):
+        loc = [str(part) for part in error["loc"]]
+        message = _message(error)
+        given = error.get("input")
+        # Echo what was given only for a scalar straight from the environment; a whole
+        # dict or a default would be noise.
+        if isinstance(given, str) and error["type"] != "value_error":
+            shown = given if len(given) <= 60 else given[:57] + "..."
+            message += f" (got {shown!r})"
+        if loc:
+            name = env_name(loc[0])
+            detail = ": ".join([*loc[1:], message])
+            problems.append(f"{name}: {detail}")
+        else:
+            problems.append(message)
+    # One line whatever a message held: an operator greps logs line by line.
+    return " ".join("; ".join(problems).splitlines())
+
+
+def _message(error: Any) -> str:
+    kind: str = error["type"]
+    ctx: dict[str, Any] = error.get("ctx") or {}
+    if kind == "value_error" and "error" in ctx:
+        return str(ctx["error"])
+    if kind in ("int_parsing", "int_parsing_size", "int_type", "int_from_float"):
+        return "must be a whole number"
+    if kind in ("float_parsing", "float_type"):
+        return "must be a number"
+    if kind == "string_too_short":
+        return "must not be empty"
+    if kind in ("dict_type",):
+        return 'must be JSON like {"python": 2} or python=2,javascript=1'
+    msg = str(error["msg"])
+    return "must be " + msg.removeprefix("Input should be ") if msg.startswith("Input") else msg

@@ -1,0 +1,419 @@
+"""The queue client and the embedded server, against a real moto SQS server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqs_fixtures import boto3_client
+
+from sandboxd.config import Settings, load_settings
+from sandboxd.models import Job
+from sandboxd.sqs import (
+    HELLO_JOB,
+    EmbeddedSQS,
+    EmbeddedSQSError,
+    QueueClient,
+    QueueNotFound,
+    QueueUnavailable,
+    QueueUrls,
+    aws_cli_hint,
+    queue_name,
+)
+
+
+@pytest.fixture
+async def queue(sqs_server: EmbeddedSQS, sqs_settings: Settings) -> AsyncIterator[QueueClient]:
+    async with QueueClient(sqs_settings, sqs_server.endpoint_url, backoff_base=0.01) as client:
+        yield client
+
+
+def visible_and_hidden(endpoint_url: str, queue_url: str) -> tuple[int, int]:
+    """(visible, in flight) message counts, as an independent client sees them."""
+    got = boto3_client(endpoint_url).get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(got["ApproximateNumberOfMessages"]), int(
+        got["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+def pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_round_trip(queue: QueueClient, sqs_queues: QueueUrls) -> None:
+    """A sent body comes back intact with its id, first receive count and send time."""
+    body = json.dumps({"id": "job-1", "text": 'héllo ✓ "quoted"\n'})
+    before = int(time.time() * 1000)
+    message_id = await queue.send(sqs_queues.jobs, body)
+    after = int(time.time() * 1000)
+    [message] = await queue.receive(sqs_queues.jobs, max_messages=10, wait_seconds=1)
+    assert message.body == body
+    assert message.message_id == message_id
+    assert message.receive_count == 1
+    assert before - 1000 <= message.sent_timestamp_ms <= after + 1000
+    assert message.receipt_handle
+
+
+async def test_receive_from_empty_queue_returns_nothing(
+    queue: QueueClient, sqs_queues: QueueUrls
+) -> None:
+    """An empty queue answers an empty list, after no more than the wait asked for."""
+    began = time.monotonic()
+    assert await queue.receive(sqs_queues.jobs, wait_seconds=0) == []
+    assert time.monotonic() - began < 1.0
+
+
+async def test_delete_removes_the_message(
+    queue: QueueClient, sqs_queues: QueueUrls, sqs_server: EmbeddedSQS
+) -> None:
+    """A deleted message is gone from the queue, not merely hidden."""
+    await queue.send(sqs_queues.jobs, "x")
+    [message] = await queue.receive(sqs_queues.jobs, wait_seconds=1)
+    assert visible_and_hidden(sqs_server.endpoint_url, sqs_queues.jobs) == (0, 1)
+    await queue.delete(sqs_queues.jobs, message.receipt_handle)
+    assert visible_and_hidden(sqs_server.endpoint_url, sqs_queues.jobs) == (0, 0)
+
+
+async def test_change_visibility_zero_releases_at_once(
+    queue: QueueClient, sqs_queues: QueueUrls
+) -> None:
+    """Visibility 0 puts a received message straight back for the next receive."""
+    await queue.send(sqs_queues.jobs, "x")
+    [first] = await queue.receive(sqs_queues.jobs, wait_seconds=1, visibility_timeout=60)
+    assert await queue.receive(sqs_queues.jobs, wait_seconds=0) == []
+    await queue.change_visibility(sqs_queues.jobs, first.receipt_handle, 0)
+    [again] = await queue.receive(sqs_queues.jobs, wait_seconds=0)
+    assert (again.message_id, again.receive_count) == (first.message_id, 2)
+
+
+async def test_change_visibility_extends_the_hiding(
+    queue: QueueClient, sqs_queues: QueueUrls
+) -> None:
+    """A heartbeat's longer visibility keeps a message hidden past its first timeout."""
+    await queue.send(sqs_queues.jobs, "x")
+    [message] = await queue.receive(sqs_queues.jobs, wait_seconds=1, visibility_timeout=1)
+    await queue.change_visibility(sqs_queues.jobs, message.receipt_handle, 30)
+    await asyncio.sleep(1.2)
+    assert await queue.receive(sqs_queues.jobs, wait_seconds=0) == []
+
+
+async def test_redrive_to_dead_letter_queue(
+    queue: QueueClient, sqs_queues: QueueUrls, sqs_settings: Settings, sqs_server: EmbeddedSQS
+) -> None:
+    """A message received max_receive_count times without a delete moves to the DLQ."""
+    await queue.send(sqs_queues.jobs, "poison")
+    for count in range(1, sqs_settings.max_receive_count + 1):
+        [message] = await queue.receive(sqs_queues.jobs, wait_seconds=1, visibility_timeout=0)
+        assert message.receive_count == count
+    assert await queue.receive(sqs_queues.jobs, wait_seconds=0) == []
+    got = boto3_client(sqs_server.endpoint_url).receive_message(
+        QueueUrl=sqs_queues.dead_letter, WaitTimeSeconds=1
+    )
+    assert [m["Body"] for m in got["Messages"]] == ["poison"]
+
+
+async def test_send_to_dead_letter(
+    queue: QueueClient, sqs_queues: QueueUrls, sqs_server: EmbeddedSQS
+) -> None:
+    """`send_to_dead_letter` puts a body on the configured dead-letter queue."""
+    await queue.send_to_dead_letter("not json")
+    got = boto3_client(sqs_server.endpoint_url).receive_message(
+        QueueUrl=sqs_queues.dead_letter, WaitTimeSeconds=1
+    )
+    assert [m["Body"] for m in got["Messages"]] == ["not json"]
+
+
+async def test_create_queues_is_idempotent_and_updates_the_redrive(
+    sqs_server: EmbeddedSQS, sqs_env: dict[str, str], sqs_queues: QueueUrls
+) -> None:
+    """Creating the queues again keeps their URLs and applies changed settings."""
+    changed = load_settings(
+        {**sqs_env, "SANDBOXD_MAX_RECEIVE_COUNT": "9", "SANDBOXD_VISIBILITY_TIMEOUT": "40"}
+    )
+    assert await sqs_server.create_queues(changed) == sqs_queues
+    got = boto3_client(sqs_server.endpoint_url).get_queue_attributes(
+        QueueUrl=sqs_queues.jobs, AttributeNames=["RedrivePolicy", "VisibilityTimeout"]
+    )["Attributes"]
+    assert int(json.loads(got["RedrivePolicy"])["maxReceiveCount"]) == 9
+    assert got["VisibilityTimeout"] == "40"
+    assert queue_name(sqs_queues.jobs) == sqs_env["SANDBOXD_JOBS_QUEUE"]
+
+
+async def test_resolve_names_and_urls(queue: QueueClient, sqs_queues: QueueUrls) -> None:
+    """A queue name resolves to the server's URL; a URL is taken as it is."""
+    assert await queue.resolve(queue_name(sqs_queues.results)) == sqs_queues.results
+    assert await queue.resolve(sqs_queues.jobs) == sqs_queues.jobs
+
+
+async def test_create_and_delete_a_queue(queue: QueueClient, sqs_server: EmbeddedSQS) -> None:
+    """A queue the client creates takes messages; deleting it twice is harmless."""
+    name = f"reply-{uuid.uuid4().hex[:12]}"
+    url = await queue.create_queue(name)
+    assert await queue.create_queue(name) == url
+    assert await queue.resolve(name) == url
+    await queue.send(url, "reply")
+    assert visible_and_hidden(sqs_server.endpoint_url, url) == (1, 0)
+    await queue.delete_queue(url)
+    await queue.delete_queue(url)
+    with pytest.raises(QueueNotFound):
+        await queue.resolve(name)
+
+
+async def test_missing_queue_is_not_found_without_retrying(
+    sqs_server: EmbeddedSQS, sqs_settings: Settings
+) -> None:
+    """A queue that does not exist fails at once with QueueNotFound, not after retries."""
+    async with QueueClient(sqs_settings, sqs_server.endpoint_url, backoff_base=5) as queue:
+        began = time.monotonic()
+        with pytest.raises(QueueNotFound, match="does not exist") as by_name:
+            await queue.resolve("no-such-queue")
+        with pytest.raises(QueueNotFound):
+            await queue.send(f"{sqs_server.endpoint_url}/123456789012/no-such-queue", "x")
+        with pytest.raises(QueueNotFound):
+            await queue.ping()  # this test created no queues
+        assert time.monotonic() - began < 2.0
+    assert by_name.value.code
+
+
+async def test_ping(queue: QueueClient, sqs_queues: QueueUrls) -> None:
+    """Ping succeeds while the jobs queue answers."""
+    await queue.ping()
+
+
+async def test_unavailable_after_bounded_retries(
+    tmp_path: Path, sqs_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the server gone, calls give up with QueueUnavailable after their attempts."""
+    server = EmbeddedSQS(port=0, log_path=tmp_path / "moto.log")
+    server.start()
+    try:
+        urls = await server.create_queues(sqs_settings)
+        async with QueueClient(sqs_settings, server.endpoint_url, backoff_base=0.001) as queue:
+            await queue.ping()
+            server.stop()
+            caplog.set_level(logging.WARNING, logger="sandboxd.sqs")
+            with pytest.raises(QueueUnavailable, match="gave up after 3 attempts"):
+                await queue.send(urls.jobs, "x", attempts=3)
+            assert sum("retrying" in r.getMessage() for r in caplog.records) == 2
+            with pytest.raises(QueueUnavailable):
+                await queue.receive(urls.jobs, wait_seconds=0)
+            with pytest.raises(QueueUnavailable):
+                await queue.ping()
+    finally:
+        server.stop()
+
+
+async def test_cancelled_receive_leaves_the_client_usable(
+    queue: QueueClient, sqs_queues: QueueUrls
+) -> None:
+    """Cancelling an in-flight long poll returns at once, and the client goes on working."""
+    polling = asyncio.create_task(queue.receive(sqs_queues.jobs, wait_seconds=1))
+    await asyncio.sleep(0.2)
+    began = time.monotonic()
+    polling.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await polling
+    assert time.monotonic() - began < 0.5
+    await queue.ping()
+    await queue.send(sqs_queues.results, "after")
+    [message] = await queue.receive(sqs_queues.results, wait_seconds=1)
+    assert message.body == "after"
+
+
+async def test_cancelled_receive_releases_what_its_poll_took(
+    sqs_server: EmbeddedSQS, sqs_settings: Settings, sqs_queues: QueueUrls
+) -> None:
+    """A message the abandoned poll took server-side is visible again once the client closes."""
+    async with QueueClient(sqs_settings, sqs_server.endpoint_url) as queue:
+        polling = asyncio.create_task(
+            queue.receive(sqs_queues.jobs, wait_seconds=1, visibility_timeout=60)
+        )
+        await asyncio.sleep(0.2)
+        polling.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await polling
+        # Arrives while the abandoned request is still polling: that request takes it.
+        boto3_client(sqs_server.endpoint_url).send_message(
+            QueueUrl=sqs_queues.jobs, MessageBody="taken"
+        )
+        began = time.monotonic()
+    assert time.monotonic() - began < 3.0
+    got = boto3_client(sqs_server.endpoint_url).receive_message(
+        QueueUrl=sqs_queues.jobs, WaitTimeSeconds=0, MessageSystemAttributeNames=["All"]
+    )
+    [message] = got["Messages"]
+    assert message["Body"] == "taken"
+    assert message["Attributes"]["ApproximateReceiveCount"] == "2"  # the poll did take it
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"max_messages": 0}, "max_messages"),
+        ({"max_messages": 11}, "max_messages"),
+        ({"wait_seconds": 21}, "wait_seconds"),
+        ({"visibility_timeout": -1}, "visibility_timeout"),
+    ],
+)
+async def test_receive_refuses_values_sqs_would(
+    queue: QueueClient, kwargs: dict[str, int], error: str
+) -> None:
+    """Out-of-range receive arguments fail before any request."""
+    with pytest.raises(ValueError, match=error):
+        await queue.receive("http://127.0.0.1:1/0/q", **kwargs)
+
+
+async def test_client_must_be_open_and_embedded_needs_an_endpoint(sqs_settings: Settings) -> None:
+    """Calls outside `async with` and an embedded client without endpoint are refused."""
+    with pytest.raises(ValueError, match="endpoint_url"):
+        QueueClient(sqs_settings)
+    closed = QueueClient(sqs_settings, "http://127.0.0.1:1")
+    with pytest.raises(RuntimeError, match="not open"):
+        await closed.send("http://127.0.0.1:1/0/q", "x")
+
+
+def test_embedded_refuses_a_port_in_use(sqs_server: EmbeddedSQS) -> None:
+    """A second server on a taken port fails with a message naming the port and the fix."""
+    assert sqs_server.port is not None
+    with pytest.raises(EmbeddedSQSError) as caught:
+        EmbeddedSQS(port=sqs_server.port).start()
+    message = str(caught.value)
+    assert f"127.0.0.1:{sqs_server.port} is already in use" in message
+    assert "SANDBOXD_EMBEDDED_SQS_PORT" in message
+
+
+def test_embedded_refuses_a_port_held_by_any_listener() -> None:
+    """Any listener on the port counts, not only an SQS server."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        server = EmbeddedSQS(port=port)
+        with pytest.raises(EmbeddedSQSError, match=f"127.0.0.1:{port} is already in use"):
+            server.start()
+        assert server.pid is None and server.port is None
+
+
+def test_stop_is_idempotent_and_ends_the_process(tmp_path: Path) -> None:
+    """stop() ends the server's process, twice is harmless, and the log has no access lines."""
+    log_path = tmp_path / "state" / "moto.log"
+    with EmbeddedSQS(port=0, log_path=log_path) as server:
+        pid, port = server.pid, server.port
+        assert pid is not None and port is not None and pid_exists(pid)
+        boto3_client(server.endpoint_url).list_queues()
+    assert not pid_exists(pid)
+    assert server.pid is None and server.port is None
+    server.stop()
+    with pytest.raises(EmbeddedSQSError, match="not running"):
+        _ = server.endpoint_url
+    assert "POST /" not in log_path.read_text()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", port))  # the port is free again
+
+
+def test_from_settings_logs_under_the_state_dir(sqs_settings: Settings) -> None:
+    """The embedded server's log goes to `<state_dir>/embedded-sqs.log` by default."""
+    server = EmbeddedSQS.from_settings(sqs_settings)
+    assert server.log_path == sqs_settings.state_dir / "embedded-sqs.log"
+
+
+def hint_line(hint: str, command: str) -> list[str]:
+    [line] = [line for line in hint.splitlines() if command in line]
+    return shlex.split(line)
+
+
+def option(words: list[str], name: str) -> str:
+    return words[words.index(name) + 1]
+
+
+def test_aws_cli_hint_quotes_for_bash(sqs_settings: Settings) -> None:
+    """The hint's send line gives the CLI the exact job body and the right queues."""
+    urls = QueueUrls(
+        jobs="http://127.0.0.1:9324/123456789012/jobs",
+        results="http://127.0.0.1:9324/123456789012/results",
+        dead_letter="http://127.0.0.1:9324/123456789012/dlq",
+    )
+    hint = aws_cli_hint(sqs_settings, urls, "http://127.0.0.1:9324")
+    send = hint_line(hint, "send-message")
+    body = option(send, "--message-body")
+    assert body == (
+        '{"schema":"sandboxd.job/v1","id":"hello-1","language":"python",'
+        '"command":"python3 -c \\"print(42)\\""}'
+    )
+    assert Job.model_validate_json(body).command == 'python3 -c "print(42)"'
+    assert send[:5] == [
+        "AWS_ACCESS_KEY_ID=x",
+        "AWS_SECRET_ACCESS_KEY=x",
+        "aws",
+        "sqs",
+        "send-message",
+    ]
+    assert option(send, "--queue-url") == urls.jobs
+    assert option(send, "--endpoint-url") == "http://127.0.0.1:9324"
+    assert option(send, "--region") == "us-east-1"
+    receive = hint_line(hint, "receive-message")
+    assert option(receive, "--queue-url") == urls.results
+    assert option(receive, "--endpoint-url") == "http://127.0.0.1:9324"
+
+
+def test_aws_cli_hint_for_real_sqs_uses_the_users_credentials() -> None:
+    """Against real SQS the hint carries neither dummy credentials nor an endpoint."""
+    settings = load_settings({"SANDBOXD_SQS": "aws", "SANDBOXD_REGION": "eu-west-1"})
+    urls = QueueUrls(
+        jobs="https://sqs.eu-west-1.amazonaws.com/1/jobs",
+        results="https://sqs.eu-west-1.amazonaws.com/1/results",
+        dead_letter="https://sqs.eu-west-1.amazonaws.com/1/dlq",
+    )
+    hint = aws_cli_hint(settings, urls, None)
+    send = hint_line(hint, "send-message")
+    assert send[0] == "aws" and "--endpoint-url" not in send
+    assert option(send, "--region") == "eu-west-1"
+    assert "AWS_SECRET_ACCESS_KEY" not in hint
+
+
+@pytest.mark.skipif(shutil.which("aws") is None, reason="no AWS CLI installed")
+def test_aws_cli_hint_runs_in_bash(sqs_server: EmbeddedSQS, sqs_settings: Settings) -> None:
+    """Pasted into bash, the hint's send line really submits the job to the jobs queue."""
+    urls = QueueUrls(
+        jobs=boto3_client(sqs_server.endpoint_url).create_queue(QueueName=sqs_settings.jobs_queue)[
+            "QueueUrl"
+        ],
+        results="unused",
+        dead_letter="unused",
+    )
+    [send_line] = [
+        line
+        for line in aws_cli_hint(sqs_settings, urls, sqs_server.endpoint_url).splitlines()
+        if "send-message" in line
+    ]
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.lower().endswith("_proxy") and not key.startswith("AWS_")
+    }
+    # Loopback only, and nothing from the user's own AWS configuration.
+    env.update(NO_PROXY="*", AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    subprocess.run(["bash", "-c", send_line], env=env, check=True, capture_output=True, timeout=30)
+    client = boto3_client(sqs_server.endpoint_url)
+    got = client.receive_message(QueueUrl=urls.jobs, WaitTimeSeconds=1)
+    [message] = got["Messages"]
+    assert json.loads(message["Body"]) == HELLO_JOB
+    client.delete_queue(QueueUrl=urls.jobs)
