@@ -271,6 +271,63 @@ def _cmd_run(args: argparse.Namespace) -> int:
 # -- parser -----------------------------------------------------------------------------
 
 
+# -- sandboxd serve / submit --------------------------------------------------------------
+
+
+def _load_settings() -> Any:
+    from sandboxd.config import ConfigError, load_settings
+
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise UsageError(f"bad configuration: {exc}") from None
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from sandboxd.daemon import configure_logging, serve
+
+    settings = _load_settings()
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO)
+    return asyncio.run(serve(settings))
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    import json
+
+    from sandboxd.submit import Submission, SubmitError, run_submit
+
+    settings = _load_settings()
+    target = Path(args.target)
+    if target.is_dir():
+        doc = job_from_dir(target, args.language).model_dump(
+            mode="json", by_alias=True, exclude_none=True
+        )
+    elif target.is_file():
+        try:
+            doc = json.loads(target.read_text("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise UsageError(f"{target}: not a JSON job document ({exc})") from None
+        if not isinstance(doc, dict):
+            raise UsageError(f"{target}: a job document is a JSON object")
+    else:
+        raise UsageError(f"{target}: no such directory or file")
+    wait = args.wait or args.stream or args.json
+    sub = Submission(doc, wait=wait, stream=args.stream, timeout=args.timeout,
+                     reply_queue=args.reply_queue)  # fmt: skip
+    try:
+        result = run_submit(settings, sub)
+    except SubmitError as exc:
+        raise InternalError(str(exc)) from None
+    if result is None:
+        print(doc.get("id"))
+        return EXIT_OK
+    if args.json:
+        print(result.to_json())
+    else:
+        print(render_result(result, color=sys.stdout.isatty()))
+    return EXIT_OK if result.status.value == "passed" else EXIT_NOT_PASSED
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if value <= 0:
@@ -331,6 +388,29 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_cmd_images_build)
     ls = isub.add_parser("list", help="show each image and whether it is current")
     ls.set_defaults(func=_cmd_images_list)
+
+    p = sub.add_parser(
+        "serve",
+        help="run the daemon: jobs from SQS, results back to SQS, HTTP for operators",
+        description="Run the daemon. Configured by SANDBOXD_* environment variables (see README).",
+    )
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser(
+        "submit",
+        help="send a job through SQS as a web app would, and optionally wait for its result",
+        description="Send DIR (an exercise) or JOB.json (a job document) to the jobs queue.",
+    )
+    p.add_argument("target", metavar="DIR|JOB.json")
+    p.add_argument("--language", default="python", help="for a DIR (default: python)")
+    p.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    p.add_argument("--stream", action="store_true", help="print the output live (implies --wait)")
+    p.add_argument("--json", action="store_true", help="print the result document (implies --wait)")
+    p.add_argument("--timeout", type=_positive_float, default=120.0, metavar="S",
+                   help="give up waiting after S seconds (default: 120)")  # fmt: skip
+    p.add_argument("--reply-queue", metavar="NAME|URL",
+                   help="read the answer here (default: a temporary queue of its own)")  # fmt: skip
+    p.set_defaults(func=_cmd_submit)
 
     p = sub.add_parser("schemas", help="write the wire contract's JSON Schemas")
     p.add_argument("--out", default="docs/schemas", help="directory (default: docs/schemas)")

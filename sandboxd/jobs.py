@@ -81,9 +81,11 @@ async def execute(
     ctx: RunContext,
     on_output: OutputSink | None = None,
     queued_ms: int = 0,
+    on_acquired: Callable[[], None] | None = None,
 ) -> Result:
     """Run `job` in a sandbox of its pool and return its result. Never raises for the
-    job's sake: our failures become `internal_error`, unplaceable input `rejected`."""
+    job's sake: our failures become `internal_error`, unplaceable input `rejected`.
+    `on_acquired` is called once a sandbox is in hand, just before the job starts."""
     t0 = time.monotonic()
     name = job.pool_key
     if name not in pool.names:
@@ -97,6 +99,8 @@ async def execute(
     try:
         async with pool.sandbox(name, limits) as box:
             acquire_ms = int((time.monotonic() - t0) * 1000)
+            if on_acquired is not None:
+                on_acquired()
             out = await box.run(job, limits, on_output)
             if out.limit_event:
                 box.retire_reason = _limit_reason(out)
@@ -141,7 +145,7 @@ async def execute(
         host=ctx.host,
         metadata=job.metadata,
     )
-    log.info(
+    log.debug(
         "job=%s pool=%s verdict=%s queued_ms=%d acquire_ms=%d run_ms=%d total_ms=%d",
         job.id, name, verdict.value, queued_ms, acquire_ms, out.run_ms, total_ms,
     )  # fmt: skip

@@ -34,9 +34,13 @@ LABEL_PID = "sandboxd.pid"
 @dataclass(frozen=True)
 class PoolConfig:
     size: int = 2  # warm sandboxes kept per language
+    sizes: tuple[tuple[str, int], ...] = ()  # per-language overrides of `size`
     max_jobs_per_sandbox: int = 200
     max_age_seconds: float = 3600.0
     start_retry_seconds: float = 1.0
+
+    def size_of(self, name: str) -> int:
+        return dict(self.sizes).get(name, self.size)
 
 
 def default_host_id() -> str:
@@ -50,6 +54,7 @@ class PoolStats:
     idle: int
     busy: int
     starting: int
+    target: int = 0  # the size the pool is kept at
 
 
 RetireHook = Callable[[str, str], None]  # (pool, reason)
@@ -71,14 +76,24 @@ class _LanguagePool:
     def total(self) -> int:
         return len(self.idle) + self.busy + self.starting + self.recycling
 
+    @property
+    def target(self) -> int:
+        return self.owner.config.size_of(self.spec.pool)
+
+    @property
+    def warm(self) -> bool:
+        return len(self.idle) + self.busy >= self.target
+
     def stats(self) -> PoolStats:
-        return PoolStats(self.spec.pool, self.total, len(self.idle), self.busy, self.starting)
+        return PoolStats(
+            self.spec.pool, self.total, len(self.idle), self.busy, self.starting, self.target
+        )
 
     def refill(self) -> None:
         """Start sandboxes in the background until the pool is at its size."""
         if self.owner.closing:
             return
-        while self.total < self.owner.config.size:
+        while self.total < self.target:
             self.starting += 1
             self.owner.spawn(self._start_one())
 
@@ -214,7 +229,7 @@ class Pool:
         end = time.monotonic() + timeout
         for pool in self._pools.values():
             async with pool.changed:
-                while len(pool.idle) + pool.busy < self.config.size:
+                while not pool.warm:
                     if pool.last_error is not None and pool.starting == 0:
                         break
                     left = end - time.monotonic()
@@ -222,10 +237,19 @@ class Pool:
                         return False
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(pool.changed.wait(), left)
-        return all(len(p.idle) + p.busy >= self.config.size for p in self._pools.values())
+        return all(p.warm for p in self._pools.values())
 
     def stats(self) -> list[PoolStats]:
         return [p.stats() for p in self._pools.values()]
+
+    def warm(self) -> dict[str, bool]:
+        """Whether each pool has its target of live (idle or busy) sandboxes."""
+        return {name: p.warm for name, p in self._pools.items()}
+
+    @property
+    def capacity(self) -> int:
+        """How many jobs the pools can run at once."""
+        return sum(p.target for p in self._pools.values())
 
     def last_error(self, name: str) -> str | None:
         return self._pools[name].last_error

@@ -1,0 +1,503 @@
+"""The intake loop: SQS jobs in, results (and output events) out, at least once, made safe.
+
+- Never holds more received messages than the pools have sandboxes (backpressure).
+- Extends a running job's visibility (heartbeat) so no other host takes it.
+- Deletes a message only after its result was sent; a crash anywhere loses nothing.
+- A job id already answered by this host is answered again from the result store
+  (`ResultStore`), not run again, so a redelivery cannot produce a second verdict.
+- Bad input never stops the loop: a `rejected` result where an id can be read, else the
+  dead-letter queue. Our own failures return the message for a later retry; when the
+  deliveries run out the job gets a final `internal_error` result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sandboxd.config import Settings
+from sandboxd.events import EventHub, EventStream
+from sandboxd.jobs import RunContext, execute, rejected
+from sandboxd.metrics import Metrics
+from sandboxd.models import Event, Job, JobRejected, Result, Verdict, parse_job
+from sandboxd.pool import Pool
+from sandboxd.sqs import QueueClient, QueueError, QueueUrls, ReceivedMessage
+
+log = logging.getLogger(__name__)
+job_log = logging.getLogger("sandboxd.job")
+
+# Our own failure on delivery n waits this long before the message is visible again.
+RETRY_BASE_SECONDS = 5
+RETRY_CAP_SECONDS = 300
+# How long a result we cannot send is retried before the next attempt (grows to the cap).
+SEND_BACKOFF_CAP_SECONDS = 10.0
+# Output events sent to a reply queue are coalesced over this period (SQS messages cost).
+STREAM_FLUSH_SECONDS = 0.2
+
+
+class ResultStore:
+    """The results this host sent, by job id: in memory, and on disk when given a dir.
+
+    On disk each result is one file named by a hash of the id, so a restarted daemon
+    still answers a redelivered job with the verdict it already gave. Bounded: the
+    oldest entries are dropped beyond `max_entries`.
+    """
+
+    def __init__(self, directory: Path | None, max_entries: int = 10_000) -> None:
+        self._dir = directory
+        self._max = max_entries
+        self._memory: OrderedDict[str, str] = OrderedDict()
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, job_id: str) -> Path:
+        assert self._dir is not None
+        return self._dir / (hashlib.sha256(job_id.encode()).hexdigest()[:40] + ".json")
+
+    def get(self, job_id: str) -> str | None:
+        body = self._memory.get(job_id)
+        if body is not None or self._dir is None:
+            return body
+        try:
+            stored = json.loads(self._path(job_id).read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(stored, dict) or stored.get("id") != job_id:
+            return None  # a hash collision, or a file cut short
+        return json.dumps(stored, separators=(",", ":"), ensure_ascii=False)
+
+    def put(self, job_id: str, body: str) -> None:
+        self._memory[job_id] = body
+        self._memory.move_to_end(job_id)
+        while len(self._memory) > self._max:
+            self._memory.popitem(last=False)
+        if self._dir is None:
+            return
+        path = self._path(job_id)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(body, "utf-8")
+        os.replace(tmp, path)
+        self._prune()
+
+    def _prune(self) -> None:
+        assert self._dir is not None
+        if random.random() > 0.01:  # amortised: look at the directory now and then
+            return
+        files = sorted(self._dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        for old in files[: max(0, len(files) - self._max)]:
+            with contextlib.suppress(OSError):
+                old.unlink()
+
+
+@dataclass
+class _Delivery:
+    """One received message while this host holds it."""
+
+    message: ReceivedMessage
+    received: float = field(default_factory=time.monotonic)
+    started: bool = False  # a sandbox was acquired: the job is running
+    task: asyncio.Task[None] | None = None
+
+
+class Intake:
+    """Receives jobs from the jobs queue and answers them; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        queue: QueueClient,
+        urls: QueueUrls,
+        pool: Pool,
+        metrics: Metrics,
+        hub: EventHub,
+        store: ResultStore,
+        *,
+        unavailable: Callable[[str], str | None] = lambda name: None,
+    ) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.urls = urls
+        self.pool = pool
+        self.metrics = metrics
+        self.hub = hub
+        self.store = store
+        # Why a language this host should serve cannot run now (its image is missing...).
+        self.unavailable = unavailable
+        self.queue_error: str | None = None  # the last receive failure, until one succeeds
+        self._deliveries: dict[str, _Delivery] = {}  # by receipt handle
+        self._running: dict[str, asyncio.Future[str]] = {}  # job id -> its result body
+        self._slot_freed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._results_endpoint = _endpoint(urls.results)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._deliveries)
+
+    @property
+    def capacity(self) -> int:
+        return self.pool.capacity
+
+    async def run(self) -> None:
+        """Receive and start jobs until `stop_receiving()`."""
+        failures = 0
+        while not self._stopping.is_set():
+            free = self.capacity - len(self._deliveries)
+            if free <= 0:
+                await self._wait_any(self._slot_freed.wait())
+                self._slot_freed.clear()
+                continue
+            try:
+                # Not cancelled on stop: a long poll cut short could lose messages the
+                # server already handed out. Whatever it brings after a stop is released.
+                messages = await self.queue.receive(
+                    self.urls.jobs,
+                    max_messages=min(10, free),
+                    wait_seconds=self.settings.wait_time_seconds,
+                    visibility_timeout=self.settings.visibility_timeout,
+                )
+            except QueueError as exc:
+                failures += 1
+                self.metrics.sqs_error("receive")
+                if self.queue_error is None:
+                    log.error("receiving jobs failed: %s; retrying with backoff", exc)
+                self.queue_error = str(exc)
+                delay = random.uniform(0.5, min(30.0, 2.0**failures))
+                await self._wait_any(asyncio.sleep(delay))
+                continue
+            if self.queue_error is not None:
+                log.info("receiving jobs works again")
+            self.queue_error, failures = None, 0
+            if messages:
+                self.metrics.messages_received(len(messages))
+            for message in messages:
+                if self._stopping.is_set():
+                    await self._release(message, 0)
+                    continue
+                self._start(message)
+
+    async def _wait_any(self, awaitable: Awaitable[object]) -> None:
+        """Wait for `awaitable` or for the stop, whichever comes first."""
+        waiter = asyncio.ensure_future(awaitable)
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            stop.cancel()
+
+    def stop_receiving(self) -> None:
+        self._stopping.set()
+
+    async def drain(self, grace: float) -> None:
+        """Stop receiving, give back jobs not started, let running ones finish within
+        `grace` seconds, then give back what is left (visible again at once)."""
+        self.stop_receiving()
+        for delivery in list(self._deliveries.values()):
+            if not delivery.started and delivery.task is not None:
+                delivery.task.cancel()
+        tasks = [d.task for d in self._deliveries.values() if d.task is not None]
+        if tasks:
+            log.info("draining: %d running jobs, up to %.0f s", len(tasks), grace)
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            if pending:
+                log.warning("grace period over: giving %d jobs back to the queue", len(pending))
+                await self.abort()
+
+    async def abort(self) -> None:
+        """Cancel every job now; each gives its message back to the queue."""
+        self.stop_receiving()
+        tasks = [d.task for d in self._deliveries.values() if d.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+
+    # -- one message ------------------------------------------------------------------------
+
+    def _start(self, message: ReceivedMessage) -> None:
+        delivery = _Delivery(message)
+        self._deliveries[message.receipt_handle] = delivery
+        delivery.task = asyncio.create_task(self._handle(delivery))
+
+    async def _handle(self, delivery: _Delivery) -> None:
+        message = delivery.message
+        heartbeat = asyncio.create_task(self._heartbeat(message))
+        self.metrics.job_started()
+        try:
+            await self._process(delivery)
+        except asyncio.CancelledError:
+            # Stopping: the job goes back to the queue for another host (or our restart).
+            await asyncio.shield(self._release(message, 0))
+            raise
+        except Exception:
+            log.exception("message %s: unexpected failure; it will be retried", message.message_id)
+            await self._release(message, self._retry_delay(message.receive_count))
+        finally:
+            heartbeat.cancel()
+            self.metrics.job_ended()
+            self._deliveries.pop(message.receipt_handle, None)
+            self._slot_freed.set()
+
+    async def _process(self, delivery: _Delivery) -> None:
+        message = delivery.message
+        now_ms = int(time.time() * 1000)
+        queued_ms = max(0, now_ms - message.sent_timestamp_ms) if message.sent_timestamp_ms else 0
+        attempt = max(1, message.receive_count)
+        ctx = RunContext(host=self.settings.host_id, maxima=self.settings.maxima, attempt=attempt)
+        try:
+            job = parse_job(message.body)
+        except JobRejected as exc:
+            await self._reject(message, exc, ctx)
+            return
+        reply = self._reply_queue(job.reply_to)
+        if reply is None:
+            why = "reply_to must be a queue URL on this host's SQS endpoint " + (
+                f"({self._results_endpoint})"
+            )
+            result = rejected(job.id, why, ctx, job.metadata)
+            await self._answer(message, self.urls.results, job, result)
+            return
+
+        stored = self.store.get(job.id)
+        running = self._running.get(job.id)
+        if stored is None and running is not None:
+            # The same job is running here already (a duplicate send): share its result.
+            delivery.started = True
+            stored = await asyncio.shield(running)
+        if stored is not None:
+            self.metrics.duplicate_delivery()
+            log.info("job %s: already answered by this host; sending the same result", job.id)
+            await self._send_result(reply, stored)
+            await self._delete(message)
+            return
+
+        reason = self.unavailable(job.pool_key)
+        if reason is not None:
+            await self._our_failure(message, job, reply, ctx, reason)
+            return
+
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._running[job.id] = future
+        try:
+            answer = await self._run(delivery, job, ctx, reply, queued_ms)
+            if answer is None:
+                future.cancel()
+                return
+            future.set_result(answer.to_json())
+        finally:
+            if not future.done():
+                future.cancel()
+            self._running.pop(job.id, None)
+
+    async def _run(
+        self, delivery: _Delivery, job: Job, ctx: RunContext, reply: str, queued_ms: int
+    ) -> Result | None:
+        """Run the job; send its events and result. None when it goes back for a retry."""
+        outbox: asyncio.Queue[Event | None] = asyncio.Queue()
+
+        def on_event(event: Event) -> None:
+            self.hub.publish(event)
+            if job.stream:
+                outbox.put_nowait(event)
+
+        stream = EventStream(
+            job.id,
+            on_event,
+            flush_interval=STREAM_FLUSH_SECONDS if job.stream else 0.05,
+            max_chunk=64 * 1024,
+        )
+        sender = asyncio.create_task(self._send_events(reply, outbox)) if job.stream else None
+
+        def on_acquired() -> None:
+            delivery.started = True
+            stream.started({"attempt": ctx.attempt, "host": ctx.host})
+
+        try:
+            result = await execute(
+                self.pool, job, ctx, stream.output, queued_ms, on_acquired=on_acquired
+            )
+            for test in result.tests:
+                stream.test(test)
+            stream.finished({"status": result.status.value, "message": result.message})
+            if sender is not None:
+                outbox.put_nowait(None)
+                await sender
+        finally:
+            if sender is not None and not sender.done():
+                sender.cancel()
+
+        if (
+            result.status is Verdict.INTERNAL_ERROR
+            and ctx.attempt < self.settings.max_receive_count
+        ):
+            log.warning(
+                "job %s: internal error on delivery %d (%s); it will be retried",
+                job.id, ctx.attempt, result.message,
+            )  # fmt: skip
+            await self._release(delivery.message, self._retry_delay(ctx.attempt))
+            return None
+        await self._answer(delivery.message, reply, job, result)
+        return result
+
+    async def _send_events(self, reply: str, outbox: asyncio.Queue[Event | None]) -> None:
+        """Send a job's events in `seq` order (one at a time: order is what seq checks)."""
+        while True:
+            event = await outbox.get()
+            if event is None:
+                return
+            body = event.model_dump_json(by_alias=True)
+            try:
+                await self.queue.send(reply, body)
+            except QueueError as exc:
+                # Events are best effort: `seq` lets the client see the gap; the result
+                # itself is sent with unlimited retries.
+                self.metrics.sqs_error("send")
+                log.warning("job %s: output event %d not sent: %s", event.id, event.seq, exc)
+
+    async def _our_failure(
+        self, message: ReceivedMessage, job: Job, reply: str, ctx: RunContext, reason: str
+    ) -> None:
+        if ctx.attempt < self.settings.max_receive_count:
+            log.warning("job %s: cannot run now (%s); it will be retried", job.id, reason)
+            await self._release(message, self._retry_delay(ctx.attempt))
+            return
+        result = Result(
+            id=job.id,
+            attempt=ctx.attempt,
+            status=Verdict.INTERNAL_ERROR,
+            message="The sandbox could not run your code; please try again later.",
+            host=ctx.host,
+            metadata=job.metadata,
+        )
+        log.error("job %s: giving up after %d deliveries: %s", job.id, ctx.attempt, reason)
+        await self._answer(message, reply, job, result)
+
+    async def _reject(self, message: ReceivedMessage, exc: JobRejected, ctx: RunContext) -> None:
+        if exc.job_id is None:
+            log.warning(
+                "message %s: %s; no job id: to the dead-letter queue", message.message_id, exc
+            )
+            await self._send_result(self.urls.dead_letter, message.body, count=False)
+            self.metrics.dead_lettered()
+            await self._delete(message)
+            return
+        reply = self._reply_queue(exc.reply_to) or self.urls.results
+        result = rejected(exc.job_id, exc.message, ctx)
+        await self._answer(message, reply, None, result)
+
+    async def _answer(
+        self, message: ReceivedMessage, reply: str, job: Job | None, result: Result
+    ) -> None:
+        """Store, send, then delete: the order that makes a crash lose nothing."""
+        body = result.to_json()
+        if result.status is not Verdict.REJECTED:
+            # Rejections are not stored: the same id may come back as a valid job.
+            await asyncio.to_thread(self.store.put, result.id, body)
+        await self._send_result(reply, body)
+        await self._delete(message)
+        language = job.pool_key if job is not None else "unknown"
+        t = result.timing
+        self.metrics.job_finished(
+            language,
+            result.status,
+            t.queued_ms / 1000,
+            t.acquire_ms / 1000,
+            t.run_ms / 1000,
+            t.total_ms / 1000,
+        )
+        fields = {
+            "id": result.id,
+            "language": language,
+            "verdict": result.status.value,
+            "attempt": result.attempt,
+            "queued_ms": t.queued_ms,
+            "acquire_ms": t.acquire_ms,
+            "run_ms": t.run_ms,
+            "total_ms": t.total_ms,
+        }
+        job_log.info("job %s %s", result.id, result.status.value, extra={"fields": fields})
+
+    # -- SQS calls --------------------------------------------------------------------------
+
+    async def _send_result(self, queue_url: str, body: str, *, count: bool = True) -> None:
+        """Send until it is sent: a result is never dropped while we hold its message."""
+        failures = 0
+        while True:
+            try:
+                await self.queue.send(queue_url, body)
+                if count:
+                    self.metrics.result_sent()
+                if failures:
+                    log.info("result sent after %d failed attempts", failures)
+                return
+            except QueueError as exc:
+                failures += 1
+                self.metrics.sqs_error("send")
+                if failures == 1:
+                    log.error("sending a result failed: %s; holding it and retrying", exc)
+                await asyncio.sleep(
+                    random.uniform(0.5, min(SEND_BACKOFF_CAP_SECONDS, 2.0**failures))
+                )
+
+    async def _delete(self, message: ReceivedMessage) -> None:
+        try:
+            await self.queue.delete(self.urls.jobs, message.receipt_handle)
+        except QueueError as exc:
+            # The message comes back later and is answered from the result store.
+            self.metrics.sqs_error("delete")
+            log.warning("message %s: delete failed: %s", message.message_id, exc)
+
+    async def _release(self, message: ReceivedMessage, delay: int) -> None:
+        """Make the message visible again after `delay` seconds (0: at once)."""
+        try:
+            await self.queue.change_visibility(self.urls.jobs, message.receipt_handle, delay)
+        except QueueError as exc:
+            self.metrics.sqs_error("change_visibility")
+            log.warning("message %s: could not release it: %s", message.message_id, exc)
+
+    async def _heartbeat(self, message: ReceivedMessage) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            try:
+                await self.queue.change_visibility(
+                    self.urls.jobs, message.receipt_handle, self.settings.visibility_timeout
+                )
+            except QueueError as exc:
+                self.metrics.sqs_error("change_visibility")
+                log.warning("message %s: heartbeat failed: %s", message.message_id, exc)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _retry_delay(self, attempt: int) -> int:
+        return int(min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** (max(1, attempt) - 1)))
+
+    def _reply_queue(self, reply_to: str | None) -> str | None:
+        """Where a job's answers go: its `reply_to` when on our endpoint, else None.
+
+        A reply queue elsewhere is refused: the daemon sends only to its own SQS endpoint.
+        """
+        if reply_to is None:
+            return self.urls.results
+        on_our_endpoint = _endpoint(reply_to) == self._results_endpoint
+        if on_our_endpoint and urlsplit(reply_to).path.count("/") >= 2:
+            return reply_to
+        return None
+
+
+def _endpoint(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()

@@ -1,0 +1,385 @@
+"""`sandboxd serve` against real parts: a moto SQS server on loopback, the Docker engine,
+real HTTP. The client side is plain boto3 (not our code), as a web app's would be.
+
+One daemon serves the module's non-destructive tests; the drills that kill, stop or cut
+off a daemon get one of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemon_process import (
+    REPO,
+    DaemonProcess,
+    daemon_env,
+    free_port,
+    job_doc,
+    make_queues,
+    receive_all,
+    results_for,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqs_fixtures import boto3_client
+
+from sandboxd.models import JobRejected, parse_job
+from sandboxd.sqs import EmbeddedSQS
+
+pytestmark = pytest.mark.docker
+
+
+class Drill:
+    """A daemon and its queues, seen from outside."""
+
+    def __init__(self, server_url: str, tmp: Path, **env: str) -> None:
+        self.suffix = uuid.uuid4().hex[:10]
+        self.sqs = boto3_client(server_url)
+        self.queues = make_queues(self.sqs, self.suffix)
+        self.env = daemon_env(server_url, self.suffix, tmp / f"state-{self.suffix}", **env)
+        self.daemon = DaemonProcess(self.env, tmp / f"daemon-{self.suffix}.log")
+
+    def send(self, body: str) -> None:
+        self.sqs.send_message(QueueUrl=self.queues["jobs"], MessageBody=body)
+
+    def result(self, job_id: str, timeout: float = 60) -> dict[str, Any]:
+        got = receive_all(
+            self.sqs, self.queues["results"], timeout, until=lambda m: results_for(m, job_id)
+        )
+        found = results_for(got, job_id)
+        assert found, f"no result for {job_id} in {timeout} s:\n{self.daemon.log()}"
+        return found[0]
+
+    def queue_count(self, name: str) -> int:
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=self.queues[name],
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(
+            attrs["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+
+@pytest.fixture(scope="module")
+def shared(sqs_server: EmbeddedSQS, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drill]:
+    drill = Drill(sqs_server.endpoint_url, tmp_path_factory.mktemp("daemon"))
+    drill.daemon.start().wait_ready()
+    yield drill
+    drill.daemon.stop()
+
+
+@pytest.fixture
+def own(sqs_server: EmbeddedSQS, tmp_path: Path) -> Iterator[Drill]:
+    drill = Drill(sqs_server.endpoint_url, tmp_path)
+    yield drill
+    drill.daemon.stop()
+
+
+# -- the happy path ------------------------------------------------------------------------
+
+
+def test_a_job_sent_with_boto3_gets_its_result(shared: Drill) -> None:
+    job_id = f"e2e-{uuid.uuid4().hex[:8]}"
+    shared.send(job_doc(job_id, metadata={"user": 42}))
+    result = shared.result(job_id)
+    assert result["status"] == "passed", result
+    assert result["attempt"] == 1
+    assert result["metadata"] == {"user": 42}
+    assert [t["name"] for t in result["tests"]] == ["a name given"]
+    assert result["host"] == shared.env["SANDBOXD_HOST_ID"]
+    time.sleep(0.5)
+    assert shared.queue_count("jobs") == 0, "the message is deleted once answered"
+
+
+def test_streamed_output_arrives_in_order_before_the_result(shared: Drill) -> None:
+    job_id = f"stream-{uuid.uuid4().hex[:8]}"
+    program = "import sys, time\nfor i in range(5):\n    print('line', i, flush=True)\n"
+    program += "    time.sleep(0.3)\nprint('oops', file=sys.stderr)\n"
+    shared.send(job_doc(job_id, {"main.py": program}, command="python3 main.py", stream=True))
+    got = receive_all(
+        shared.sqs, shared.queues["results"], 60, until=lambda m: results_for(m, job_id)
+    )
+    events = sorted(
+        (m for m in got if m.get("schema") == "sandboxd.event/v1" and m["id"] == job_id),
+        key=lambda e: e["seq"],
+    )
+    assert [e["seq"] for e in events] == list(range(len(events))), "seq has no gaps"
+    assert events[0]["kind"] == "started" and events[-1]["kind"] == "finished"
+    stdout = "".join(e["data"]["text"] for e in events if e["kind"] == "stdout")
+    stderr = "".join(e["data"]["text"] for e in events if e["kind"] == "stderr")
+    assert stdout == "".join(f"line {i}\n" for i in range(5))
+    assert stderr == "oops\n"
+    assert sum(1 for e in events if e["kind"] == "stdout") >= 2, "output came in several events"
+    assert results_for(got, job_id)[0]["status"] == "passed"
+
+
+def test_metrics_and_readiness_over_http_follow_the_jobs(shared: Drill) -> None:
+    assert shared.daemon.get("/healthz")[0] == 200
+    status, body = shared.daemon.get("/readyz")
+    assert status == 200, body
+    passed = shared.daemon.metric("sandboxd_jobs_total", language="python", verdict="passed")
+    runs = shared.daemon.metric("sandboxd_run_seconds_count", language="python")
+    job_id = f"metrics-{uuid.uuid4().hex[:8]}"
+    sleeper = {"main.py": "import time\ntime.sleep(1.5)\n"}
+    shared.send(job_doc(job_id, sleeper, command="python3 main.py"))
+    shared.daemon.wait_metric("sandboxd_jobs_in_flight", 1)
+    assert shared.result(job_id)["status"] == "passed"
+    shared.daemon.wait_metric(
+        "sandboxd_jobs_total", passed + 1, language="python", verdict="passed"
+    )
+    assert shared.daemon.metric("sandboxd_run_seconds_count", language="python") == runs + 1
+    assert shared.daemon.metric("sandboxd_jobs_in_flight") == 0
+    pools = json.loads(shared.daemon.get("/v1/pools")[1])
+    assert [p["pool"] for p in pools] == ["python"]
+
+
+def test_a_duplicate_job_is_answered_from_the_store_not_run_again(shared: Drill) -> None:
+    job_id = f"dup-{uuid.uuid4().hex[:8]}"
+    program = {"main.py": "import random\nprint(random.random())\n"}
+    body = job_doc(job_id, program, command="python3 main.py")
+    runs = shared.daemon.metric("sandboxd_run_seconds_count", language="python")
+    shared.send(body)
+    first = shared.result(job_id)
+    shared.send(body)
+    second = shared.result(job_id)
+    assert second == first, "the same result, including the same random output"
+    assert shared.daemon.metric("sandboxd_run_seconds_count", language="python") == runs + 1
+    assert shared.daemon.metric("sandboxd_duplicate_deliveries_total") >= 1
+
+
+def test_two_jobs_in_a_row_share_no_processes_or_files(shared: Drill) -> None:
+    leave = (
+        "import subprocess\nsubprocess.Popen(['sleep', '1000'], start_new_session=True)\n"
+        "open('/tmp/left-by-job-1', 'w').write('x')\nopen('secret.txt', 'w').write('x')\n"
+    )
+    look = (
+        "import os\nprocs = [open(f'/proc/{p}/cmdline').read() for p in os.listdir('/proc')"
+        " if p.isdigit()]\nprint(any('1000' in p for p in procs), sorted(os.listdir('/tmp')),"
+        " sorted(os.listdir('.')))\n"
+    )
+    first, second = f"leave-{uuid.uuid4().hex[:8]}", f"look-{uuid.uuid4().hex[:8]}"
+    shared.send(job_doc(first, {"a.py": leave}, command="python3 a.py"))
+    assert shared.result(first)["status"] == "passed"
+    shared.send(job_doc(second, {"b.py": look}, command="python3 b.py"))
+    result = shared.result(second)
+    assert result["stdout"] == "False ['.sandboxd'] ['b.py']\n", result
+
+
+def test_submit_cli_is_a_working_client(shared: Drill) -> None:
+    """`sandboxd submit DIR --stream` through the same queues, as a web app would."""
+    env = {**shared.env, "SANDBOXD_HTTP_ADDR": f"127.0.0.1:{free_port()}"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sandboxd", "submit", "examples/python/two-fer", "--stream"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, proc.stderr.decode() + out
+    assert "3 passed" in out, "the runner's output was streamed"
+    assert "PASSED: All 3 tests passed." in out
+
+
+# -- bad input never stops the loop ----------------------------------------------------------
+
+_VALID = json.loads(job_doc("x"))
+
+_bodies = st.one_of(
+    st.text(max_size=200),
+    st.binary(max_size=100).map(lambda b: b.decode("latin-1")),
+    st.dictionaries(st.text(max_size=10), st.integers() | st.text(max_size=10), max_size=4).map(
+        json.dumps
+    ),
+    st.fixed_dictionaries(
+        {
+            "schema": st.sampled_from(["sandboxd.job/v1", "sandboxd.job/v2", "nope", 3]),
+            "language": st.sampled_from(["python", "cobol", "", None]),
+            "files": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "path": st.sampled_from(
+                            ["a.py", "../etc/passwd", "/abs.py", "a/../../b", "", "ok/x.py"]
+                        ),
+                        "content": st.text(max_size=20),
+                    }
+                ),
+                max_size=2,
+            ),
+            "limits": st.dictionaries(
+                st.sampled_from(["wall_seconds", "memory_mb", "bogus"]),
+                st.integers(-5, 10**6),
+                max_size=2,
+            ),
+        }
+    ).map(lambda d: json.dumps({**d, "id": f"fuzz-{uuid.uuid4().hex[:10]}"})),
+    st.just(json.dumps({**_VALID, "id": "x" * 200})),
+    st.just(
+        json.dumps({**_VALID, "files": [{"path": "big.py", "content": "#" * 300_000}]})[:250_000]
+    ),
+)
+
+
+def _expectation(body: str) -> tuple[str, str | None]:
+    """What the daemon must do with `body`: ("dlq", None), ("rejected", id) or ("run", id)."""
+    try:
+        job = parse_job(body)
+    except JobRejected as exc:
+        return ("rejected", exc.job_id) if exc.job_id else ("dlq", None)
+    return "run", job.id
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@given(bodies=st.lists(_bodies, min_size=4, max_size=8))
+def test_malformed_messages_are_rejected_or_dead_lettered(shared: Drill, bodies: list[str]) -> None:
+    bodies = [b for b in bodies if b]  # SQS refuses an empty body
+    expected = {body: _expectation(body) for body in bodies}
+    for body in bodies:
+        shared.send(body)
+    ids = {job_id for kind, job_id in expected.values() if job_id is not None}
+    dlq_bodies = [body for body in bodies if expected[body][0] == "dlq"]  # repeats too
+
+    def complete(got: list[dict[str, Any]]) -> bool:
+        return ids <= {m.get("id") for m in got if m.get("schema") == "sandboxd.result/v1"}
+
+    got = receive_all(shared.sqs, shared.queues["results"], 60, until=complete)
+    assert complete(got), f"missing results:\n{shared.daemon.log()}"
+    for body, (kind, job_id) in expected.items():
+        if job_id is None:
+            continue
+        status = results_for(got, job_id)[0]["status"]
+        if kind == "rejected":
+            assert status == "rejected", (body[:300], status)
+        else:
+            assert status != "rejected", (body[:300], status)
+
+    dead: list[str] = []
+    end = time.monotonic() + 30
+    while len(dead) < len(dlq_bodies) and time.monotonic() < end:
+        response = shared.sqs.receive_message(
+            QueueUrl=shared.queues["dlq"], MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        for m in response.get("Messages", []):
+            dead.append(m["Body"])
+            shared.sqs.delete_message(
+                QueueUrl=shared.queues["dlq"], ReceiptHandle=m["ReceiptHandle"]
+            )
+    assert sorted(dead) == sorted(dlq_bodies)
+
+    # The loop is alive and right: the next valid job passes.
+    job_id = f"after-fuzz-{uuid.uuid4().hex[:8]}"
+    shared.send(job_doc(job_id))
+    assert shared.result(job_id)["status"] == "passed"
+
+
+def test_reply_to_off_our_endpoint_is_refused(shared: Drill) -> None:
+    job_id = f"reply-{uuid.uuid4().hex[:8]}"
+    shared.send(job_doc(job_id, reply_to="http://203.0.113.9:9324/123456789012/elsewhere"))
+    result = shared.result(job_id)
+    assert result["status"] == "rejected"
+    assert "reply_to" in result["message"]
+
+
+# -- at least once, made safe ----------------------------------------------------------------
+
+
+def test_kill_9_mid_job_then_restart_gives_exactly_one_result(own: Drill) -> None:
+    own.daemon.start().wait_ready()
+    job_id = f"kill9-{uuid.uuid4().hex[:8]}"
+    own.send(job_doc(job_id, {"m.py": "import time\ntime.sleep(2)\nprint('done')\n"},
+                     command="python3 m.py"))  # fmt: skip
+    own.daemon.wait_metric("sandboxd_jobs_in_flight", 1)
+    own.daemon.signal(signal.SIGKILL)
+    own.daemon.wait_exit(10)
+    # A new daemon process on the same host: removes the dead one's sandboxes, and runs
+    # the job once its message becomes visible again (visibility timeout 4 s).
+    restarted = DaemonProcess(own.env, own.daemon.log_path)
+    own.daemon = restarted
+    restarted.start().wait_ready()
+    got = receive_all(own.sqs, own.queues["results"], 60, until=lambda m: results_for(m, job_id))
+    first = results_for(got, job_id)
+    assert first and first[0]["status"] == "passed", restarted.log()
+    assert first[0]["attempt"] == 2, "the second delivery answered it"
+    later = receive_all(own.sqs, own.queues["results"], 6)
+    assert results_for(later, job_id) == [], "exactly one result for the id"
+    assert own.queue_count("jobs") == 0
+
+
+def test_sigterm_mid_job_sends_its_result_and_exits_0(own: Drill) -> None:
+    own.daemon.start().wait_ready()
+    job_id = f"term-{uuid.uuid4().hex[:8]}"
+    own.send(job_doc(job_id, {"m.py": "import time\ntime.sleep(2)\nprint('done')\n"},
+                     command="python3 m.py"))  # fmt: skip
+    own.daemon.wait_metric("sandboxd_jobs_in_flight", 1)
+    own.daemon.signal(signal.SIGTERM)
+    assert own.daemon.wait_exit(40) == 0, own.daemon.log()
+    result = own.result(job_id, timeout=10)
+    assert result["status"] == "passed" and result["stdout"] == "done\n"
+    assert own.queue_count("jobs") == 0
+
+
+def test_sqs_outage_under_a_running_daemon(tmp_path: Path) -> None:
+    """The SQS server stops mid-job and comes back empty: the daemon keeps running,
+    reports not-ready meanwhile, and sends the result it held once the queues are back."""
+    port = free_port()
+    server = EmbeddedSQS(port=port, log_path=tmp_path / "moto.log")
+    server.start()
+    drill = Drill(server.endpoint_url, tmp_path)
+    try:
+        drill.daemon.start().wait_ready()
+        job_id = f"outage-{uuid.uuid4().hex[:8]}"
+        drill.send(job_doc(job_id, {"m.py": "import time\ntime.sleep(2)\nprint('held')\n"},
+                           command="python3 m.py"))  # fmt: skip
+        drill.daemon.wait_metric("sandboxd_jobs_in_flight", 1)
+        server.stop()
+        reason = drill.daemon.wait_not_ready(30)
+        assert "queue" in reason, reason
+        time.sleep(3)  # the job ends while SQS is away; its result is held
+        assert drill.daemon.proc is not None and drill.daemon.proc.poll() is None
+        server = EmbeddedSQS(port=port, log_path=tmp_path / "moto.log")
+        server.start()
+        make_queues(drill.sqs, drill.suffix)  # the same names, so the same URLs
+        result = drill.result(job_id, timeout=60)
+        assert result["status"] == "passed" and result["stdout"] == "held\n"
+        drill.daemon.wait_ready(60)
+    finally:
+        drill.daemon.stop()
+        server.stop()
+
+
+def test_serve_with_embedded_sqs_answers_and_stops_cleanly(tmp_path: Path) -> None:
+    """No SQS configuration: the daemon runs its own server, prints how to submit, answers
+    a job sent by an outside client, and on SIGTERM stops the server and exits 0."""
+    sqs_port = free_port()
+    env = daemon_env("unused", uuid.uuid4().hex[:8], tmp_path / "state")
+    for key in ("SANDBOXD_SQS", "AWS_ENDPOINT_URL_SQS", "SANDBOXD_JOBS_QUEUE",
+                "SANDBOXD_RESULTS_QUEUE", "SANDBOXD_DEAD_LETTER_QUEUE"):  # fmt: skip
+        env.pop(key)
+    env["SANDBOXD_EMBEDDED_SQS_PORT"] = str(sqs_port)
+    daemon = DaemonProcess(env, tmp_path / "daemon.log")
+    try:
+        daemon.start().wait_ready()
+        assert "aws sqs send-message" in daemon.log()
+        client = boto3_client(f"http://127.0.0.1:{sqs_port}")
+        jobs = client.get_queue_url(QueueName="sandboxd-jobs")["QueueUrl"]
+        results = client.get_queue_url(QueueName="sandboxd-results")["QueueUrl"]
+        job_id = f"embedded-{uuid.uuid4().hex[:8]}"
+        client.send_message(QueueUrl=jobs, MessageBody=job_doc(job_id))
+        got = receive_all(client, results, 60, until=lambda m: results_for(m, job_id))
+        assert results_for(got, job_id)[0]["status"] == "passed", daemon.log()
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait_exit(40) == 0, daemon.log()
+        with pytest.raises(Exception):  # noqa: B017 - any connection error will do
+            client.list_queues()
+    finally:
+        daemon.stop()
