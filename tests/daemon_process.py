@@ -23,6 +23,8 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parent.parent
+# No proxy from the environment may carry our loopback requests anywhere else.
+_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 START_TIMEOUT = 90.0
 
 # A tests-mode job that passes: what most drills send.
@@ -115,7 +117,7 @@ class DaemonProcess:
 
     def get(self, path: str) -> tuple[int, str]:
         try:
-            with urllib.request.urlopen(self.http + path, timeout=10) as response:
+            with _HTTP.open(self.http + path, timeout=10) as response:
                 return int(response.status), response.read().decode()
         except urllib.error.HTTPError as exc:
             return int(exc.code), exc.read().decode()
@@ -140,7 +142,10 @@ class DaemonProcess:
     def wait_not_ready(self, timeout: float) -> str:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            status, body = self.get("/readyz")
+            try:
+                status, body = self.get("/readyz")
+            except OSError:
+                status, body = 0, ""  # not listening yet
             if status == 503:
                 return body
             time.sleep(0.2)

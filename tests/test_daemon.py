@@ -120,6 +120,13 @@ def test_streamed_output_arrives_in_order_before_the_result(shared: Drill) -> No
     assert stderr == "oops\n"
     assert sum(1 for e in events if e["kind"] == "stdout") >= 2, "output came in several events"
     assert results_for(got, job_id)[0]["status"] == "passed"
+    # The host's SSE endpoint replays the same events (kept a while after the job ends).
+    status, body = shared.daemon.get(f"/v1/jobs/{job_id}/events")
+    assert status == 200
+    sse = [json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: ")]
+    assert [(e["seq"], e["kind"], e["data"]) for e in sse if e.get("id") == job_id] == [
+        (e["seq"], e["kind"], e["data"]) for e in events
+    ]
 
 
 def test_metrics_and_readiness_over_http_follow_the_jobs(shared: Drill) -> None:
@@ -383,3 +390,38 @@ def test_serve_with_embedded_sqs_answers_and_stops_cleanly(tmp_path: Path) -> No
             client.list_queues()
     finally:
         daemon.stop()
+
+
+def test_a_second_signal_gives_the_job_back_at_once(own: Drill) -> None:
+    own.daemon.start().wait_ready()
+    job_id = f"force-{uuid.uuid4().hex[:8]}"
+    own.send(job_doc(job_id, {"m.py": "import time\ntime.sleep(60)\n"}, command="python3 m.py"))
+    own.daemon.wait_metric("sandboxd_jobs_in_flight", 1)
+    own.daemon.signal(signal.SIGTERM)
+    time.sleep(0.5)
+    own.daemon.signal(signal.SIGTERM)
+    assert own.daemon.wait_exit(20) == 1, own.daemon.log()
+    # Visible again at once (not after the visibility timeout), and never answered.
+    response = own.sqs.receive_message(QueueUrl=own.queues["jobs"], WaitTimeSeconds=2)
+    bodies = [json.loads(m["Body"]) for m in response.get("Messages", [])]
+    assert [b["id"] for b in bodies] == [job_id]
+    assert results_for(receive_all(own.sqs, own.queues["results"], 1), job_id) == []
+
+
+def test_our_failure_is_retried_then_answered_internal_error(own: Drill) -> None:
+    """A language this host serves but cannot run (its image is missing): the job goes
+    back for a retry, and on the last delivery it gets an internal_error result."""
+    own.env["SANDBOXD_POOL_SIZES"] = "python=1,cobol=1"
+    own.env["SANDBOXD_MAX_RECEIVE_COUNT"] = "2"
+    own.daemon.start()
+    reason = own.daemon.wait_not_ready(60)
+    assert "cobol" in reason, reason
+    job_id = f"cobol-{uuid.uuid4().hex[:8]}"
+    own.send(json.dumps({**json.loads(job_doc(job_id)), "language": "cobol"}))
+    result = own.result(job_id, timeout=60)
+    assert result["status"] == "internal_error", result
+    assert result["attempt"] == 2, "retried once, answered on the last delivery"
+    assert "Traceback" not in result["message"]
+    python_job = f"py-{uuid.uuid4().hex[:8]}"
+    own.send(job_doc(python_job))
+    assert own.result(python_job)["status"] == "passed", "the other language still works"
