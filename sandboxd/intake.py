@@ -28,11 +28,19 @@ from urllib.parse import urlsplit
 
 from sandboxd.config import Settings
 from sandboxd.events import EventHub, EventStream
+from sandboxd.fit import fit
 from sandboxd.jobs import RunContext, execute, rejected
 from sandboxd.metrics import Metrics
 from sandboxd.models import Event, Job, JobRejected, Result, Verdict, parse_job
 from sandboxd.pool import Pool
-from sandboxd.sqs import QueueClient, QueueError, QueueUrls, ReceivedMessage
+from sandboxd.sqs import (
+    QueueClient,
+    QueueError,
+    QueueNotFound,
+    QueueUnavailable,
+    QueueUrls,
+    ReceivedMessage,
+)
 
 log = logging.getLogger(__name__)
 job_log = logging.getLogger("sandboxd.job")
@@ -44,6 +52,10 @@ RETRY_CAP_SECONDS = 300
 SEND_BACKOFF_CAP_SECONDS = 10.0
 # Output events sent to a reply queue are coalesced over this period (SQS messages cost).
 STREAM_FLUSH_SECONDS = 0.2
+
+
+class _Undeliverable(Exception):
+    """SQS refuses a result for good (not an outage)."""
 
 
 class ResultStore:
@@ -318,7 +330,7 @@ class Intake:
             job.id,
             on_event,
             flush_interval=STREAM_FLUSH_SECONDS if job.stream else 0.05,
-            max_chunk=64 * 1024,
+            max_chunk=16 * 1024,  # escaped as JSON it stays well under SQS's 256 KiB
         )
         sender = asyncio.create_task(self._send_events(reply, outbox)) if job.stream else None
 
@@ -403,11 +415,19 @@ class Intake:
         self, message: ReceivedMessage, reply: str, job: Job | None, result: Result
     ) -> None:
         """Store, send, then delete: the order that makes a crash lose nothing."""
+        result = fit(result)
         body = result.to_json()
         if result.status is not Verdict.REJECTED:
             # Rejections are not stored: the same id may come back as a valid job.
             await asyncio.to_thread(self.store.put, result.id, body)
-        await self._send_result(reply, body)
+        try:
+            await self._send_result(reply, body)
+        except _Undeliverable as exc:
+            # Back to the queue: redeliveries fail the same way until SQS moves the
+            # message to the dead-letter queue, where someone can look at it.
+            log.error("job %s: result cannot be sent: %s", result.id, exc)
+            await self._release(message, self._retry_delay(result.attempt))
+            return
         await self._delete(message)
         language = job.pool_key if job is not None else "unknown"
         t = result.timing
@@ -434,8 +454,14 @@ class Intake:
     # -- SQS calls --------------------------------------------------------------------------
 
     async def _send_result(self, queue_url: str, body: str, *, count: bool = True) -> None:
-        """Send until it is sent: a result is never dropped while we hold its message."""
-        failures = 0
+        """Send until it is sent: a result is never dropped while we hold its message.
+
+        SQS being away (unreachable, throttling, our queues missing while it comes back)
+        is waited out. A `reply_to` queue that does not exist gets the answer on the
+        results queue instead. Anything else SQS refuses raises `_Undeliverable` after a
+        few tries.
+        """
+        failures = refused = 0
         while True:
             try:
                 await self.queue.send(queue_url, body)
@@ -444,14 +470,28 @@ class Intake:
                 if failures:
                     log.info("result sent after %d failed attempts", failures)
                 return
-            except QueueError as exc:
-                failures += 1
+            except QueueNotFound as exc:
                 self.metrics.sqs_error("send")
-                if failures == 1:
-                    log.error("sending a result failed: %s; holding it and retrying", exc)
-                await asyncio.sleep(
-                    random.uniform(0.5, min(SEND_BACKOFF_CAP_SECONDS, 2.0**failures))
-                )
+                if queue_url not in (self.urls.results, self.urls.dead_letter):
+                    log.warning("%s; sending to the results queue instead", exc)
+                    queue_url = self.urls.results
+                    continue
+                failures += 1
+                error: QueueError = exc
+            except QueueUnavailable as exc:
+                self.metrics.sqs_error("send")
+                failures += 1
+                error = exc
+            except QueueError as exc:
+                self.metrics.sqs_error("send")
+                refused += 1
+                if refused >= 3:
+                    raise _Undeliverable(str(exc)) from exc
+                error = exc
+            if failures == 1:
+                log.error("sending a result failed: %s; holding it and retrying", error)
+            cap = min(SEND_BACKOFF_CAP_SECONDS, 2.0 ** max(failures, refused))
+            await asyncio.sleep(random.uniform(0.5, cap))
 
     async def _delete(self, message: ReceivedMessage) -> None:
         try:

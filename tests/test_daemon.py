@@ -425,3 +425,24 @@ def test_our_failure_is_retried_then_answered_internal_error(own: Drill) -> None
     python_job = f"py-{uuid.uuid4().hex[:8]}"
     own.send(job_doc(python_job))
     assert own.result(python_job)["status"] == "passed", "the other language still works"
+
+
+def test_a_result_too_large_for_sqs_is_cut_to_fit(shared: Drill) -> None:
+    """64 KiB of control characters is 384 KiB of JSON; SQS takes 256 KiB per message."""
+    job_id = f"big-{uuid.uuid4().hex[:8]}"
+    program = {"m.py": "import sys\nsys.stdout.write('\\x01' * 70000)\n"}
+    shared.send(job_doc(job_id, program, command="python3 m.py"))
+    result = shared.result(job_id)
+    assert result["status"] == "passed"
+    assert result["stdout_truncated"] is True
+    assert 10_000 < len(result["stdout"]) < 65_536
+    assert len(json.dumps(result)) <= 262_144
+
+
+def test_a_reply_queue_that_does_not_exist_gets_the_answer_on_the_results_queue(
+    shared: Drill,
+) -> None:
+    job_id = f"noq-{uuid.uuid4().hex[:8]}"
+    missing = shared.queues["results"].rsplit("/", 1)[0] + "/no-such-queue-" + job_id
+    shared.send(job_doc(job_id, reply_to=missing))
+    assert shared.result(job_id)["status"] == "passed"
