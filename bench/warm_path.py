@@ -1,6 +1,8 @@
 """Warm-path latency of a 1-test pytest job, against two baselines measured in the same run.
 
     sandboxd   execute() through a warm pool: files in, runner, verdict in hand
+               (the runner waits in standby with pytest imported; and, as the baseline of
+               that optimisation, the same pool starting the runner per job)
     host       the same files run by bare `python3 -m pytest` on the host (no isolation)
     docker-run `docker run --rm` of the same image and runner (a cold container per job)
 
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import aiodocker
@@ -56,10 +59,10 @@ def summary(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), p95
 
 
-async def bench_sandboxd(n: int, pool_size: int) -> list[float]:
+async def bench_sandboxd(n: int, pool_size: int, standby: bool = True) -> list[float]:
     docker = aiodocker.Docker()
     try:
-        spec = await load_spec(docker, "python")
+        spec = replace(await load_spec(docker, "python"), standby=standby)
         pool = Pool(docker, {"python": spec}, PoolConfig(size=pool_size), host_id="bench")
         await pool.start()
         if not await pool.wait_warm(120):
@@ -139,6 +142,7 @@ def main() -> None:
     print(f"1-test pytest job, {args.n} runs each, {os.cpu_count()} CPUs\n", flush=True)
     results = {
         "sandboxd warm pool": asyncio.run(bench_sandboxd(args.n, args.pool_size)),
+        "  without standby": asyncio.run(bench_sandboxd(args.n, args.pool_size, False)),
         "bare pytest on host": bench_host(args.n),
         "docker run --rm": bench_docker_run(args.n),
     }

@@ -41,6 +41,7 @@ def spec_from_labels(
         runner=tuple(config.get("runner", ["/opt/sandboxd/runner/run"])),
         env={str(k): str(v) for k, v in config.get("env", {}).items()},
         limits=limits,
+        standby=bool(config.get("standby", False)),
     )
 
 
@@ -67,6 +68,7 @@ async def load_spec(
         runner=spec.runner,
         env=spec.env,
         limits=spec.limits,
+        standby=spec.standby,
     )
 
 

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,10 @@ SHM_DIR = "/dev/shm"
 CONTROL_DIR = "/tmp/.sandboxd"  # the runner's output dir and command-mode stdin
 OUT_DIR = f"{CONTROL_DIR}/out"
 STDIN_FILE = f"{CONTROL_DIR}/stdin"
+GO_FIFO = f"{CONTROL_DIR}/go"  # a standby runner waits for a line on it
+# How long a job waits for a standby runner that is still importing its test framework
+# before running the ordinary way.
+STANDBY_WAIT_S = 3.0
 RESULTS_CAP = 8 * 1024 * 1024
 # How much of each stream a result keeps; streaming subscribers see everything up to
 # the output limit.
@@ -71,6 +76,9 @@ class SandboxSpec:
     gid: int = 10001
     cpus: float = 1.0
     runtime: str | None = None
+    # The runner supports `--standby FIFO`: started ahead of the job, it loads the test
+    # framework while the sandbox is idle and starts the tests when told.
+    standby: bool = False
 
 
 def container_config(spec: SandboxSpec, labels: dict[str, str]) -> dict[str, Any]:
@@ -191,9 +199,13 @@ class Sandbox:
         self.baseline = baseline
         self.created = time.monotonic()
         self.jobs_run = 0
+        self.standby_jobs = 0  # of which a standby runner served
         self.retire_reason: str | None = None
         self._memory_bytes = spec.limits.memory_bytes
         self._pids = spec.limits.pids
+        self.use_standby = spec.standby
+        # The standby runner's exec and its attached output stream, while one waits.
+        self._standby: tuple[Any, Any] | None = None
 
     @classmethod
     async def create(
@@ -225,7 +237,108 @@ class Sandbox:
                 await container.delete(force=True)
             msg = exc.message if isinstance(exc, aiodocker.DockerError) else str(exc)
             raise SandboxError(f"cannot start a {spec.pool} sandbox: {msg}") from None
-        return cls(docker, spec, container, pid, cgroup, baseline)
+        box = cls(docker, spec, container, pid, cgroup, baseline)
+        await box.stand_by()
+        return box
+
+    # -- the standby runner ---------------------------------------------------------------
+
+    async def stand_by(self) -> None:
+        """Start the runner ahead of the next job, if the image's runner can wait.
+
+        It is started only in a sandbox known to be clean (new, or just reset): it has
+        seen nothing of any job. Not having one is never an error; a job then starts
+        the runner itself.
+        """
+        if not self.use_standby or self._standby is not None:
+            return
+        try:
+            await asyncio.to_thread(self._make_control_dir)
+            execution = await self.container.exec(
+                [*self.spec.runner, "--standby", GO_FIFO, WORK_DIR, OUT_DIR],
+                stdout=True,
+                stderr=True,
+                stdin=False,
+                tty=False,
+                user=f"{self.spec.uid}:{self.spec.gid}",
+                environment=job_env(self.spec),
+                workdir=WORK_DIR,
+            )
+            stream = execution.start(detach=False)
+            await stream.__aenter__()
+        except (aiodocker.DockerError, OSError) as exc:
+            log.warning("sandbox %s: no standby runner: %s", self.id[:12], exc)
+            return
+        self._standby = (execution, stream)
+
+    async def _drop_standby(self) -> None:
+        """Stop a standby runner that will not be used (its processes are killed)."""
+        standby, self._standby = self._standby, None
+        if standby is None:
+            return
+        execution, stream = standby
+        try:
+            # Its process may not be in the cgroup yet when the exec was just started:
+            # kill until Docker says it ended.
+            for _ in range(400):
+                await self._kill_job_processes()
+                try:
+                    if _exec_ended(await execution.inspect()):
+                        return
+                except aiodocker.DockerError:
+                    return
+                await asyncio.sleep(0.005)
+            raise SandboxError("the standby runner could not be stopped")
+        finally:
+            with contextlib.suppress(Exception):
+                await stream.close()
+
+    def _make_control_dir(self) -> None:
+        root = hostfs.open_root(self.init_pid)
+        try:
+            tmp = hostfs.open_dir(root, TMP_DIR)
+            try:
+                os.close(
+                    hostfs.make_dirs(tmp, ".sandboxd/out", self.spec.uid, self.spec.gid, 0o700)
+                )
+            finally:
+                os.close(tmp)
+        finally:
+            os.close(root)
+
+    def _release_standby(self) -> bool:
+        """Tell the waiting runner to start the tests; False if it is not listening."""
+        root = hostfs.open_root(self.init_pid)
+        try:
+            control = hostfs.open_dir(root, CONTROL_DIR)
+        except OSError:
+            os.close(root)
+            return False
+        try:
+            try:
+                fd = os.open("go", os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             dir_fd=control)  # fmt: skip
+            except OSError:
+                return False  # not there yet (still importing) or no reader (ENXIO)
+            try:
+                if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+                    return False
+                os.write(fd, b"go\n")
+                return True
+            finally:
+                os.close(fd)
+        finally:
+            os.close(control)
+            os.close(root)
+
+    async def _go(self) -> bool:
+        end = time.monotonic() + STANDBY_WAIT_S
+        while True:
+            if await asyncio.to_thread(self._release_standby):
+                return True
+            if time.monotonic() >= end:
+                return False
+            await asyncio.sleep(0.005)
 
     # -- the job ------------------------------------------------------------------------
 
@@ -285,6 +398,10 @@ class Sandbox:
         if limits.disk_mb != self.spec.limits.disk_mb:
             raise SandboxError("the pool gave a sandbox with the wrong disk limit")
         self.jobs_run += 1
+        # The standby runner serves a tests-mode job whose memory limit does not shrink
+        # below what it already holds; any other job runs without it.
+        if job.command is not None or limits.memory_bytes < self._memory_bytes:
+            await self._drop_standby()
         await self._apply_limits(limits)
         await asyncio.to_thread(self._place_files, job)
         try:
@@ -293,22 +410,32 @@ class Sandbox:
         except CgroupError as exc:
             raise SandboxError(str(exc)) from None
         out = Outcome()
+        standby, self._standby = self._standby, None
+        if standby is not None and not await self._go():
+            log.warning("sandbox %s: standby runner not listening; starting one", self.id[:12])
+            self._standby = standby
+            await self._drop_standby()
+            standby = None
         started = time.monotonic()
-        try:
-            execution = await self.container.exec(
-                self._command(job),
-                stdout=True,
-                stderr=True,
-                stdin=False,
-                tty=False,
-                user=f"{self.spec.uid}:{self.spec.gid}",
-                environment=job_env(self.spec),
-                workdir=WORK_DIR,
-            )
-            stream = execution.start(detach=False)
-            await stream.__aenter__()  # upgrades the connection and starts the process
-        except aiodocker.DockerError as exc:
-            raise SandboxError(f"cannot start the job: {exc.message}") from None
+        if standby is not None:
+            execution, stream = standby
+            self.standby_jobs += 1
+        else:
+            try:
+                execution = await self.container.exec(
+                    self._command(job),
+                    stdout=True,
+                    stderr=True,
+                    stdin=False,
+                    tty=False,
+                    user=f"{self.spec.uid}:{self.spec.gid}",
+                    environment=job_env(self.spec),
+                    workdir=WORK_DIR,
+                )
+                stream = execution.start(detach=False)
+                await stream.__aenter__()  # upgrades the connection and starts the process
+            except aiodocker.DockerError as exc:
+                raise SandboxError(f"cannot start the job: {exc.message}") from None
         try:
             await self._supervise(execution, stream, limits, out, on_output, started)
         finally:
@@ -487,7 +614,11 @@ class Sandbox:
         Verified, not assumed: every job process is gone (the cgroup holds only the
         init and its idle child), and the work dir, /tmp and /dev/shm are empty.
         """
+        standby, self._standby = self._standby, None  # unused: it goes with the rest
         left = await self._kill_job_processes()
+        if standby is not None:
+            with contextlib.suppress(Exception):
+                await standby[1].close()
         if left:
             return f"{len(left)} job processes survived the kill"
         if self.cgroup.procs() != self.baseline:
@@ -504,6 +635,7 @@ class Sandbox:
                 await self._apply_limits(self.spec.limits)
             except SandboxError as exc:
                 return str(exc)
+        await self.stand_by()
         return None
 
     def _empty_dirs(self) -> None:
@@ -521,6 +653,10 @@ class Sandbox:
             os.close(root)
 
     async def destroy(self) -> None:
+        standby, self._standby = self._standby, None
+        if standby is not None:
+            with contextlib.suppress(Exception):
+                await standby[1].close()
         with contextlib.suppress(aiodocker.DockerError):
             await self.container.delete(force=True)
 

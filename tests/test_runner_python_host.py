@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +180,7 @@ def test_usage_error_without_arguments() -> None:
     """Called without its two arguments the runner says how to call it and exits 2."""
     proc = subprocess.run([HOST_PYTHON, str(RUNNER)], capture_output=True, timeout=60, check=False)
     assert proc.returncode == 2
-    assert b"usage: run <input_dir> <output_dir>" in proc.stderr
+    assert b"usage: run [--standby FIFO] <input_dir> <output_dir>" in proc.stderr
 
 
 # -- compare_results, the helper the image tests reuse -------------------------------
@@ -233,3 +234,57 @@ def test_compare_top_level_fields() -> None:
     actual = {"version": 3, "status": "error", "message": "x", "tests": []}
     expected = {"version": 3, "status": "error", "message": "y", "tests": []}
     assert compare_results(actual, expected) == ["message: expected 'y', got 'x'"]
+
+
+def run_standby(
+    files: dict[str, bytes], root: Path
+) -> tuple[subprocess.CompletedProcess[bytes], Path, Path]:
+    """`run --standby`: started before the files exist, released through its FIFO."""
+    input_dir, output_dir, fifo = root / "work", root / "out", root / "go"
+    input_dir.mkdir()
+    output_dir.mkdir()
+    proc = subprocess.Popen(
+        [HOST_PYTHON, str(RUNNER), "--standby", str(fifo), str(input_dir), str(output_dir)],
+        cwd=root,
+        env=image_env(root),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    for _ in range(600):  # it creates the FIFO once pytest is imported
+        if fifo.exists():
+            break
+        time.sleep(0.01)
+    for name, data in files.items():
+        (input_dir / name).write_bytes(data)
+    with open(fifo, "wb") as go:
+        go.write(b"go\n")
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), input_dir, output_dir
+
+
+def _case_files(case: str) -> dict[str, bytes]:
+    return {
+        p.name: p.read_bytes()
+        for p in (FIXTURES_DIR / case).iterdir()
+        if p.is_file() and p.name != "expected_results.json"
+    }
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_standby_mode_reports_the_same(case: str, tmp_path: Path) -> None:
+    """The warm variant (pytest imported ahead, child forked) gives the same results."""
+    proc, input_dir, output_dir = run_standby(_case_files(case), tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    diffs = compare_results(read_results(output_dir), load_expected(case), input_dir=str(input_dir))
+    assert diffs == [], "\n".join(diffs)
+    assert sorted(os.listdir(output_dir)) == [RESULTS_NAME]
+    assert not (tmp_path / "go").exists()
+
+
+def test_standby_child_does_not_see_the_events_path(tmp_path: Path) -> None:
+    """The plugin's control variable never reaches learner code, in standby mode too."""
+    probe = b"import os\n\n\ndef test_env():\n    assert 'SANDBOXD_EVENTS' not in os.environ\n"
+    proc, _, output_dir = run_standby({"env_test.py": probe}, tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    results = read_results(output_dir)
+    assert results["status"] == "pass", results

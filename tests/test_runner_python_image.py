@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
+import aiodocker
 import pytest
+from conftest import TEST_HOST_ID
 from runner_fixtures import (
     EXPECTED_NAME,
     FIXTURES_DIR,
@@ -23,8 +27,9 @@ from runner_fixtures import (
 
 from sandboxd.jobs import evidence_of
 from sandboxd.limits import DEFAULT_MAXIMA, clamp
-from sandboxd.models import Job, Verdict
-from sandboxd.pool import Pool
+from sandboxd.models import Job, LimitsRequest, Verdict
+from sandboxd.pool import Pool, PoolConfig
+from sandboxd.sandbox import SandboxSpec
 from sandboxd.verdict import decide
 
 pytestmark = pytest.mark.docker
@@ -65,12 +70,27 @@ def case_job(case: str) -> Job:
     return Job.model_validate({**doc, "files": files})
 
 
+@pytest.fixture(scope="module")
+async def exec_pool(docker: aiodocker.Docker, python_spec: SandboxSpec) -> AsyncIterator[Pool]:
+    """A pool whose sandboxes start the runner per job (no standby runner)."""
+    spec = replace(python_spec, standby=False)
+    p = Pool(docker, {"python": spec}, PoolConfig(size=1), host_id=TEST_HOST_ID)
+    await p.start()
+    assert await p.wait_warm(120), p.last_error("python")
+    yield p
+    await p.close()
+
+
+@pytest.mark.parametrize("mode", ["standby", "exec"])
 @pytest.mark.parametrize("case", sorted(VERDICTS))
-async def test_fixture_in_image(pool: Pool, case: str) -> None:
+async def test_fixture_in_image(pool: Pool, exec_pool: Pool, case: str, mode: str) -> None:
     job = case_job(case)
-    limits = clamp(job.limits, defaults=pool.spec("python").limits, maxima=DEFAULT_MAXIMA)
-    async with pool.sandbox("python", limits) as box:
+    use = pool if mode == "standby" else exec_pool
+    limits = clamp(job.limits, defaults=use.spec("python").limits, maxima=DEFAULT_MAXIMA)
+    async with use.sandbox("python", limits) as box:
+        served = box.standby_jobs
         out = await box.run(job, limits)
+        assert box.standby_jobs == served + (mode == "standby"), "the intended path ran"
     assert out.results is not None, f"no results.json: {out.results_error}; {out.stderr!r}"
     actual = json.loads(out.results)
     diffs = compare_results(actual, load_expected(case), input_dir=INPUT_DIR)
@@ -80,3 +100,14 @@ async def test_fixture_in_image(pool: Pool, case: str) -> None:
     verdict, message = decide(evidence_of(job, limits, out)[0])
     assert verdict == VERDICTS[case], message
     assert message
+
+
+async def test_a_shrinking_memory_limit_runs_without_the_standby(pool: Pool) -> None:
+    """The standby already holds memory: a job asking for less gets a fresh runner."""
+    job = case_job("all_pass").model_copy(update={"limits": LimitsRequest(memory_mb=128)})
+    limits = clamp(job.limits, defaults=pool.spec("python").limits, maxima=DEFAULT_MAXIMA)
+    async with pool.sandbox("python", limits) as box:
+        served = box.standby_jobs
+        out = await box.run(job, limits)
+        assert box.standby_jobs == served
+    assert out.results is not None and json.loads(out.results)["status"] == "pass"
