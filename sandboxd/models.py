@@ -35,6 +35,8 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_TOTAL_BYTES = 16 * 1024 * 1024
 MAX_ID_CHARS = 128
 MAX_STDIN_BYTES = 4 * 1024 * 1024
+MIN_MEMORY_MB = 16
+MIN_PIDS = 8
 
 _ID_RE = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces: safe in logs and labels
 
@@ -113,8 +115,11 @@ class LimitsRequest(_Strict):
 
     wall_seconds: Annotated[float, Field(gt=0)] | None = None
     cpu_seconds: Annotated[float, Field(gt=0)] | None = None
-    memory_mb: Annotated[int, Field(gt=0)] | None = None
-    pids: Annotated[int, Field(gt=0)] | None = None
+    # Below these a sandbox cannot start a process at all (Docker refuses memory under
+    # 6 MB; the init and its idle child already count against pids): a clear rejection
+    # beats an internal error.
+    memory_mb: Annotated[int, Field(ge=MIN_MEMORY_MB)] | None = None
+    pids: Annotated[int, Field(ge=MIN_PIDS)] | None = None
     output_bytes: Annotated[int, Field(gt=0)] | None = None
     disk_mb: Annotated[int, Field(gt=0)] | None = None
 

@@ -9,13 +9,16 @@ it works the same against the embedded server and real AWS, which is chosen by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import http.client
 import importlib.util
 import json
 import logging
+import os
 import random
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -207,6 +210,29 @@ def _reap(proc: subprocess.Popen[bytes], timeout: float) -> None:
             proc.wait()
 
 
+def _end_adopted(pid: int, timeout: float) -> None:
+    """SIGTERM, then SIGKILL, a server that is not our child (we cannot wait for it)."""
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            return
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if not _alive(pid):
+                return
+            time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie waiting for its (new) parent to reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
 class _ExitedEarly(Exception):
     def __init__(self, returncode: int, output: str) -> None:
         super().__init__(returncode, output)
@@ -227,6 +253,7 @@ class EmbeddedSQS:
         log_path: Path | None = None,
         start_timeout: float = 20.0,
         region: str = "us-east-1",
+        pid_file: Path | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be 0..65535, not {port}")
@@ -238,6 +265,10 @@ class EmbeddedSQS:
         self._port: int | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self.start_seconds: float | None = None  # how long the last start() took
+        # Where the server's pid is kept, so that a daemon restarted after a crash finds
+        # the server its predecessor started, and the jobs queued in it.
+        self._pid_file = pid_file
+        self._adopted: int | None = None  # pid of a server a previous process started
 
     @classmethod
     def from_settings(cls, settings: Settings, *, log_path: Path | None = None) -> EmbeddedSQS:
@@ -246,6 +277,7 @@ class EmbeddedSQS:
             settings.embedded_sqs_port,
             log_path=settings.embedded_sqs_log if log_path is None else log_path,
             region=settings.region,
+            pid_file=settings.state_dir / "embedded-sqs.pid",
         )
 
     @property
@@ -265,12 +297,55 @@ class EmbeddedSQS:
 
     @property
     def pid(self) -> int | None:
-        return None if self._proc is None else self._proc.pid
+        return self._adopted if self._proc is None else self._proc.pid
+
+    @property
+    def adopted(self) -> bool:
+        """The server was left running by a previous process and taken over."""
+        return self._adopted is not None
+
+    def _adopt(self) -> bool:
+        """Take over the server a crashed predecessor left on our port, if there is one.
+
+        Only the process named in our pid file, still a moto server for this very port
+        and answering on it: nothing else is ever touched.
+        """
+        if self._pid_file is None or self._requested_port == 0:
+            return False
+        try:
+            pid_text, port_text = self._pid_file.read_text().split()
+            pid, port = int(pid_text), int(port_text)
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return False
+        ours = port == self._requested_port and b"moto.server" in b" ".join(cmdline)
+        if not ours or str(port).encode() not in cmdline or not _answers(port):
+            return False
+        self._adopted, self._port = pid, port
+        self.start_seconds = 0.0
+        log.warning(
+            "embedded SQS: took over the server (pid %d) a previous sandboxd left on %s; "
+            "the jobs queued in it are kept",
+            pid,
+            self.endpoint_url,
+        )
+        return True
+
+    def _write_pid_file(self, pid: int, port: int) -> None:
+        if self._pid_file is None:
+            return
+        try:
+            self._pid_file.parent.mkdir(parents=True, exist_ok=True)
+            self._pid_file.write_text(f"{pid} {port}\n")
+        except OSError as exc:
+            log.warning("embedded SQS: cannot write %s: %s", self._pid_file, exc)
 
     def start(self) -> None:
         """Start the server and return once it answers, or raise `EmbeddedSQSError`."""
-        if self._proc is not None:
+        if self._proc is not None or self._adopted is not None:
             raise EmbeddedSQSError("embedded SQS is already running")
+        if self._adopt():
+            return
         if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
             raise EmbeddedSQSError(
                 "embedded SQS needs moto's server: pip install 'moto[server]>=5', "
@@ -316,6 +391,7 @@ class EmbeddedSQS:
                 raise EmbeddedSQSError(f"cannot start embedded SQS: {reason}{detail}") from None
             self._proc = proc
             self._port = port
+            self._write_pid_file(proc.pid, port)
             # Safety net: a daemon that dies without stop() still ends its server at exit.
             self._finalizer = weakref.finalize(self, _reap, proc, 5.0)
             self.start_seconds = time.monotonic() - began
@@ -387,12 +463,19 @@ class EmbeddedSQS:
     def stop(self, timeout: float = 5.0) -> None:
         """Terminate the server this object started (SIGTERM, then SIGKILL). Idempotent."""
         proc, self._proc, self._port = self._proc, None, None
+        adopted, self._adopted = self._adopted, None
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
         if proc is not None:
             _reap(proc, timeout)
             log.info("embedded SQS (pid %d) stopped", proc.pid)
+        if adopted is not None:
+            _end_adopted(adopted, timeout)
+            log.info("embedded SQS (pid %d) stopped", adopted)
+        if (proc is not None or adopted is not None) and self._pid_file is not None:
+            with contextlib.suppress(OSError):
+                self._pid_file.unlink()
 
     async def create_queues(self, settings: Settings) -> QueueUrls:
         """Create the dead-letter, jobs (redriving to it) and results queues; their URLs."""
