@@ -50,6 +50,7 @@ test: lint typecheck engine images
 bench: setup
 	$(BIN)/python bench/warm_path.py
 	$(BIN)/python bench/sqs_path.py
+	$(BIN)/python bench/throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
