@@ -419,7 +419,11 @@ class Intake:
         body = result.to_json()
         if result.status is not Verdict.REJECTED:
             # Rejections are not stored: the same id may come back as a valid job.
-            await asyncio.to_thread(self.store.put, result.id, body)
+            try:
+                await asyncio.to_thread(self.store.put, result.id, body)
+            except OSError as exc:
+                # The store only spares a redelivery a second run; the answer goes out.
+                log.warning("job %s: result not stored: %s", result.id, exc)
         try:
             await self._send_result(reply, body)
         except _Undeliverable as exc:

@@ -1,0 +1,37 @@
+"""The store of sent results that lets a redelivered job get the same answer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sandboxd.intake import ResultStore
+
+
+def _body(job_id: str, status: str = "passed") -> str:
+    return json.dumps({"schema": "sandboxd.result/v1", "id": job_id, "status": status})
+
+
+def test_a_result_survives_a_restart(tmp_path: Path) -> None:
+    ResultStore(tmp_path).put("job-1", _body("job-1"))
+    again = ResultStore(tmp_path)  # a new daemon process on the same host
+    got = again.get("job-1")
+    assert got is not None and json.loads(got)["status"] == "passed"
+    assert again.get("job-2") is None
+
+
+def test_memory_is_bounded_and_keeps_the_newest(tmp_path: Path) -> None:
+    store = ResultStore(None, max_entries=3)
+    for i in range(5):
+        store.put(f"j{i}", _body(f"j{i}"))
+    assert [store.get(f"j{i}") is not None for i in range(5)] == [False, False, True, True, True]
+
+
+def test_a_damaged_or_foreign_file_is_not_an_answer(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    store.put("job-1", _body("job-1"))
+    (path,) = tmp_path.glob("*.json")
+    path.write_text('{"id": "another-job", "status": "failed"}')
+    assert ResultStore(tmp_path).get("job-1") is None
+    path.write_text('{"id": "job-1", "sta')  # cut short
+    assert ResultStore(tmp_path).get("job-1") is None
