@@ -97,7 +97,8 @@ class Settings(BaseSettings):
     results_queue: str = "sandboxd-results"
     dead_letter_queue: str = "sandboxd-jobs-dlq"
     max_receive_count: int = Field(default=3, ge=1, le=1000)  # SQS's own bounds
-    region: str = Field(default="us-east-1", min_length=1)
+    # SANDBOXD_REGION, else the standard AWS_REGION / AWS_DEFAULT_REGION, else us-east-1.
+    region: str = Field(default_factory=lambda: _aws_region_default(), min_length=1)
     # Local state: the embedded SQS server's log. Relative paths are relative to the
     # working directory the daemon was started in.
     state_dir: Path = Path(".cache")
@@ -264,6 +265,12 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"{key!r} is given twice")
         result[key] = value
     return result
+
+
+def _aws_region_default() -> str:
+    environ = _environ.get()
+    env = os.environ if environ is None else environ
+    return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
 def _split_host_port(value: str) -> tuple[str, int]:

@@ -112,6 +112,9 @@ class Daemon:
     def request_stop(self) -> None:
         self._stop.set()
 
+    def _pool_stats(self) -> list[Any]:
+        return self.pool.stats() if self.pool is not None else []
+
     # -- readiness ----------------------------------------------------------------------------
 
     async def readiness(self) -> tuple[bool, list[str]]:
@@ -195,6 +198,19 @@ class Daemon:
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         s = self.settings
+        # HTTP first: /healthz and /readyz (with the reasons) answer while we connect.
+        app = create_app(ApiState(self.metrics, self.hub, self.readiness, self._pool_stats))
+        self.http = HttpServer(app, s.http_host, s.http_port, grace_seconds=2.0)
+        try:
+            await self.http.start()
+        except HttpServerError as exc:
+            raise StartupError(str(exc)) from None
+        stack.push_async_callback(self.http.stop)
+        stack.callback(self.hub.close)  # runs before http.stop: open event streams end
+        log.info(
+            "listening on %s (/healthz /readyz /metrics /v1/pools /v1/jobs/{id}/events)",
+            self.http.url,
+        )
         endpoint: str | None = None
         if s.sqs == "embedded":
             s.state_dir.mkdir(parents=True, exist_ok=True)
@@ -238,18 +254,6 @@ class Daemon:
             unavailable=self.unavailable.get,
         )  # fmt: skip
 
-        app = create_app(ApiState(self.metrics, self.hub, self.readiness, pool.stats))
-        self.http = HttpServer(app, s.http_host, s.http_port, grace_seconds=2.0)
-        try:
-            await self.http.start()
-        except HttpServerError as exc:
-            raise StartupError(str(exc)) from None
-        stack.push_async_callback(self.http.stop)
-        stack.callback(self.hub.close)  # runs before http.stop: open event streams end
-        log.info(
-            "listening on %s (/healthz /readyz /metrics /v1/pools /v1/jobs/{id}/events)",
-            self.http.url,
-        )
         if self.embedded is not None:
             hint = aws_cli_hint(s, urls, self.embedded.endpoint_url)
             print(hint, file=sys.stderr, flush=True)

@@ -342,9 +342,16 @@ class Intake:
             result = await execute(
                 self.pool, job, ctx, stream.output, queued_ms, on_acquired=on_acquired
             )
+            retry = (
+                result.status is Verdict.INTERNAL_ERROR
+                and ctx.attempt < self.settings.max_receive_count
+            )
             for test in result.tests:
                 stream.test(test)
-            stream.finished({"status": result.status.value, "message": result.message})
+            # `retry`: no result follows this attempt; the job runs again later.
+            stream.finished(
+                {"status": result.status.value, "message": result.message, "retry": retry}
+            )
             if sender is not None:
                 outbox.put_nowait(None)
                 await sender
@@ -352,10 +359,7 @@ class Intake:
             if sender is not None and not sender.done():
                 sender.cancel()
 
-        if (
-            result.status is Verdict.INTERNAL_ERROR
-            and ctx.attempt < self.settings.max_receive_count
-        ):
+        if retry:
             log.warning(
                 "job %s: internal error on delivery %d (%s); it will be retried",
                 job.id, ctx.attempt, result.message,

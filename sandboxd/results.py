@@ -10,7 +10,8 @@ from sandboxd.models import TestResult, TestStatus
 
 MAX_RESULTS_BYTES = 8 * 1024 * 1024
 MAX_MESSAGE_CHARS = 4000
-MAX_TEST_OUTPUT_CHARS = 500
+# 500 characters of output plus Exercism's truncation notice, which runners append.
+MAX_TEST_OUTPUT_CHARS = 600
 MAX_TEST_CODE_CHARS = 4000
 
 

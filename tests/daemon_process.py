@@ -139,14 +139,15 @@ class DaemonProcess:
             time.sleep(0.2)
         raise AssertionError(f"daemon not ready in {timeout} s ({last}):\n{self.log()}")
 
-    def wait_not_ready(self, timeout: float) -> str:
+    def wait_not_ready(self, timeout: float, because: str = "") -> str:
+        """The /readyz body once it says not ready (with `because` among the reasons)."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             try:
                 status, body = self.get("/readyz")
             except OSError:
                 status, body = 0, ""  # not listening yet
-            if status == 503:
+            if status == 503 and because in body:
                 return body
             time.sleep(0.2)
         raise AssertionError(f"daemon still ready after {timeout} s:\n{self.log()}")

@@ -279,3 +279,12 @@ def test_pool_sizes_simple_form_round_trips(sizes: dict[str, int]) -> None:
     """Any valid pool sizes written as `lang=n,...` read back as the same mapping."""
     text = ",".join(f"{language}={size}" for language, size in sizes.items())
     assert load_settings({"SANDBOXD_POOL_SIZES": text}).pool_sizes == sizes
+
+
+def test_region_falls_back_to_the_standard_aws_variables() -> None:
+    assert load_settings({}).region == "us-east-1"
+    assert load_settings({"AWS_DEFAULT_REGION": "eu-west-2"}).region == "eu-west-2"
+    both = {"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "x"}
+    assert load_settings(both).region == "eu-west-1"
+    env = {"AWS_REGION": "eu-west-1", "SANDBOXD_REGION": "ap-south-1"}
+    assert load_settings(env).region == "ap-south-1"

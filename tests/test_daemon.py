@@ -430,8 +430,8 @@ def test_our_failure_is_retried_then_answered_internal_error(own: Drill) -> None
     own.env["SANDBOXD_POOL_SIZES"] = "python=1,cobol=1"
     own.env["SANDBOXD_MAX_RECEIVE_COUNT"] = "2"
     own.daemon.start()
-    reason = own.daemon.wait_not_ready(60)
-    assert "cobol" in reason, reason
+    reason = own.daemon.wait_not_ready(60, because="cobol")
+    assert "no image" in reason or "build it" in reason, reason
     job_id = f"cobol-{uuid.uuid4().hex[:8]}"
     own.send(json.dumps({**json.loads(job_doc(job_id)), "language": "cobol"}))
     result = own.result(job_id, timeout=60)
@@ -508,3 +508,18 @@ def test_embedded_server_outlives_a_crashed_daemon_and_is_taken_over(tmp_path: P
         if leftover.exists():  # the server our first daemon started, by its recorded pid
             with contextlib.suppress(OSError, ValueError):
                 os.kill(int(leftover.read_text().split()[0]), signal.SIGKILL)
+
+
+def test_http_answers_while_sqs_is_unreachable_at_start(tmp_path: Path) -> None:
+    """No SQS server at all: the daemon keeps trying, says why it is not ready, and a
+    SIGTERM still stops it cleanly."""
+    env = daemon_env(f"http://127.0.0.1:{free_port()}", uuid.uuid4().hex[:8], tmp_path)
+    daemon = DaemonProcess(env, tmp_path / "daemon.log").start()
+    try:
+        reason = daemon.wait_not_ready(30)
+        assert "queue" in reason, reason
+        assert daemon.get("/healthz")[0] == 200
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait_exit(20) == 0, daemon.log()
+    finally:
+        daemon.stop()
