@@ -66,9 +66,15 @@ class ResultStore:
     oldest entries are dropped beyond `max_entries`.
     """
 
-    def __init__(self, directory: Path | None, max_entries: int = 10_000) -> None:
+    def __init__(
+        self, directory: Path | None, max_entries: int = 10_000, max_memory_bytes: int = 64 << 20
+    ) -> None:
         self._dir = directory
         self._max = max_entries
+        # A result can be 256 KiB: the memory copy is bounded by bytes too (the disk keeps
+        # the rest, so a redelivery is still answered from it).
+        self._max_memory = max_memory_bytes
+        self._memory_bytes = 0
         self._memory: OrderedDict[str, str] = OrderedDict()
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
@@ -90,10 +96,16 @@ class ResultStore:
         return json.dumps(stored, separators=(",", ":"), ensure_ascii=False)
 
     def put(self, job_id: str, body: str) -> None:
+        old = self._memory.pop(job_id, None)
+        if old is not None:
+            self._memory_bytes -= len(old)
         self._memory[job_id] = body
-        self._memory.move_to_end(job_id)
-        while len(self._memory) > self._max:
-            self._memory.popitem(last=False)
+        self._memory_bytes += len(body)
+        while self._memory and (
+            len(self._memory) > self._max or self._memory_bytes > self._max_memory
+        ):
+            _, dropped = self._memory.popitem(last=False)
+            self._memory_bytes -= len(dropped)
         if self._dir is None:
             return
         path = self._path(job_id)
@@ -150,6 +162,7 @@ class Intake:
         self._deliveries: dict[str, _Delivery] = {}  # by receipt handle
         self._running: dict[str, asyncio.Future[str]] = {}  # job id -> its result body
         self._slot_freed = asyncio.Event()
+        self._heartbeats: dict[str, asyncio.Task[None]] = {}  # by receipt handle
         self._stopping = asyncio.Event()
         self._results_endpoint = _endpoint(urls.results)
 
@@ -248,6 +261,7 @@ class Intake:
     async def _handle(self, delivery: _Delivery) -> None:
         message = delivery.message
         heartbeat = asyncio.create_task(self._heartbeat(message))
+        self._heartbeats[message.receipt_handle] = heartbeat
         self.metrics.job_started()
         try:
             await self._process(delivery)
@@ -260,6 +274,7 @@ class Intake:
             await self._release(message, self._retry_delay(message.receive_count))
         finally:
             heartbeat.cancel()
+            self._heartbeats.pop(message.receipt_handle, None)
             self.metrics.job_ended()
             self._deliveries.pop(message.receipt_handle, None)
             self._slot_freed.set()
@@ -277,8 +292,9 @@ class Intake:
             return
         reply = self._reply_queue(job.reply_to)
         if reply is None:
-            why = "reply_to must be a queue URL on this host's SQS endpoint " + (
-                f"({self._results_endpoint})"
+            why = (
+                "reply_to must be the URL of a reply queue on this host's SQS endpoint "
+                f"({self._results_endpoint}), not the jobs or dead-letter queue"
             )
             result = rejected(job.id, why, ctx, job.metadata)
             await self._answer(message, self.urls.results, job, result)
@@ -339,9 +355,14 @@ class Intake:
             stream.started({"attempt": ctx.attempt, "host": ctx.host})
 
         try:
-            result = await execute(
-                self.pool, job, ctx, stream.output, queued_ms, on_acquired=on_acquired
-            )
+            try:
+                result = await execute(
+                    self.pool, job, ctx, stream.output, queued_ms, on_acquired=on_acquired
+                )
+            except BaseException:
+                # Given back (a stop) or our bug: subscribers still learn the run ended.
+                stream.finished({"status": "interrupted", "message": "", "retry": True})
+                raise
             retry = (
                 result.status is Verdict.INTERNAL_ERROR
                 and ctx.attempt < self.settings.max_receive_count
@@ -511,6 +532,12 @@ class Intake:
 
     async def _release(self, message: ReceivedMessage, delay: int) -> None:
         """Make the message visible again after `delay` seconds (0: at once)."""
+        # First stop its heartbeat: one in flight would hide the message again.
+        heartbeat = self._heartbeats.pop(message.receipt_handle, None)
+        if heartbeat is not None:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
         try:
             await self.queue.change_visibility(self.urls.jobs, message.receipt_handle, delay)
         except QueueError as exc:
@@ -541,9 +568,15 @@ class Intake:
         if reply_to is None:
             return self.urls.results
         on_our_endpoint = _endpoint(reply_to) == self._results_endpoint
-        if on_our_endpoint and urlsplit(reply_to).path.count("/") >= 2:
-            return reply_to
-        return None
+        if not on_our_endpoint or urlsplit(reply_to).path.count("/") < 2:
+            return None
+        if _same_queue(reply_to, self.urls.jobs) or _same_queue(reply_to, self.urls.dead_letter):
+            return None  # answers would come back in as jobs, or pose as dead letters
+        return reply_to
+
+
+def _same_queue(a: str, b: str) -> bool:
+    return a.rstrip("/").lower() == b.rstrip("/").lower()
 
 
 def _endpoint(url: str) -> str:

@@ -282,6 +282,16 @@ def parse_job(body: str | bytes) -> Job:
     if job_id is not None and (len(job_id) > MAX_ID_CHARS or not _ID_RE.match(job_id)):
         job_id = None  # never echo an id we would refuse
     reply_to = raw.get("reply_to") if isinstance(raw.get("reply_to"), str) else None
+    if reply_to is not None and not _is_unicode(reply_to):
+        reply_to = None
+    if not _is_unicode(raw):
+        # JSON can escape half of a surrogate pair (\ud800); such text cannot be written
+        # to a file or sent back in a result.
+        raise JobRejected(
+            "the job contains text that is not valid Unicode (an unpaired \\uD800-\\uDFFF escape)",
+            job_id,
+            reply_to,
+        )
     schema = raw.get("schema")
     if not isinstance(schema, str):
         raise JobRejected("missing 'schema' (expected 'sandboxd.job/v1')", job_id, reply_to)
@@ -297,6 +307,17 @@ def parse_job(body: str | bytes) -> Job:
         return Job.model_validate(raw)
     except ValidationError as exc:
         raise JobRejected(describe_validation_error(exc), job_id, reply_to) from None
+
+
+def _is_unicode(value: Any) -> bool:
+    """No lone surrogate anywhere in `value` (a JSON-decoded document)."""
+    import json
+
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def describe_validation_error(exc: ValidationError) -> str:

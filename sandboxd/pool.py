@@ -101,9 +101,9 @@ class _LanguagePool:
         t0 = time.monotonic()
         try:
             box = await Sandbox.create(self.owner.docker, self.spec, self.owner.labels(self.spec))
-        except SandboxError as exc:
-            self.last_error = str(exc)
-            log.error("pool %s: %s", self.spec.pool, exc)
+        except Exception as exc:  # whatever it was, count it and retry later
+            self.last_error = str(exc) or type(exc).__name__
+            log.error("pool %s: %s", self.spec.pool, self.last_error)
             await asyncio.sleep(self.owner.config.start_retry_seconds)
             async with self.changed:
                 self.starting -= 1
@@ -138,9 +138,18 @@ class _LanguagePool:
         async with self.changed:
             self.busy -= 1
             self.recycling += 1
-        reason = box.retire_reason or self._retire_reason(box)
-        if reason is None:
-            reason = await box.reset()
+        reason: str | None = "reset interrupted"  # until a reset says otherwise
+        try:
+            retire = box.retire_reason or self._retire_reason(box)
+            reason = retire if retire is not None else await box.reset()
+        except Exception as exc:  # a reset that failed in any way retires
+            log.exception("pool %s: reset of %s failed", self.spec.pool, box.id[:12])
+            reason = f"reset failed: {exc!r}"
+        finally:
+            await self._settle(box, reason)
+
+    async def _settle(self, box: Sandbox, reason: str | None) -> None:
+        """Back to idle after a good reset, else destroyed; the counts stay right."""
         async with self.changed:
             self.recycling -= 1
             if reason is None and not self.owner.closing:

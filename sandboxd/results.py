@@ -32,6 +32,9 @@ def _text(value: Any, limit: int) -> str | None:
     if value is None:
         return None
     text = value if isinstance(value, str) else json.dumps(value)
+    # The file is the learner's to forge: a lone surrogate (\ud800) would make the
+    # result impossible to serialise.
+    text = text.encode("utf-8", "replace").decode("utf-8")
     if len(text) > limit:
         return text[: limit - 1] + "…"
     return text

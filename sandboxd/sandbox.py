@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import aiodocker
+import aiohttp
 
 from sandboxd import hostfs
 from sandboxd.cgroup import Cgroup, CgroupError, Counters
@@ -105,6 +106,14 @@ def container_config(spec: SandboxSpec, labels: dict[str, str]) -> dict[str, Any
             {"Name": "core", "Soft": 0, "Hard": 0},
         ],
         "IpcMode": "private",
+        # The IPC namespace lives as long as the container: System V shared memory is
+        # removed with its last user, and no message queue can be made to outlive a job
+        # (200 MB left in a segment would count against the next job's memory).
+        "Sysctls": {
+            "kernel.shm_rmid_forced": "1",
+            "kernel.msgmni": "0",
+            "fs.mqueue.queues_max": "0",
+        },
         "AutoRemove": False,
         "RestartPolicy": {"Name": "no"},
         "LogConfig": {"Type": "none", "Config": {}},
@@ -237,8 +246,16 @@ class Sandbox:
                 await container.delete(force=True)
             msg = exc.message if isinstance(exc, aiodocker.DockerError) else str(exc)
             raise SandboxError(f"cannot start a {spec.pool} sandbox: {msg}") from None
+        except BaseException:
+            # Cancelled (a shutdown) or our bug: never leave the container behind.
+            await asyncio.shield(_delete_quietly(container))
+            raise
         box = cls(docker, spec, container, pid, cgroup, baseline)
-        await box.stand_by()
+        try:
+            await box.stand_by()
+        except BaseException:
+            await asyncio.shield(box.destroy())
+            raise
         return box
 
     # -- the standby runner ---------------------------------------------------------------
@@ -264,9 +281,8 @@ class Sandbox:
                 environment=job_env(self.spec),
                 workdir=WORK_DIR,
             )
-            stream = execution.start(detach=False)
-            await stream.__aenter__()
-        except (aiodocker.DockerError, OSError) as exc:
+            stream = await _attach(execution)
+        except (aiodocker.DockerError, OSError, aiohttp.ClientError) as exc:
             log.warning("sandbox %s: no standby runner: %s", self.id[:12], exc)
             return
         self._standby = (execution, stream)
@@ -331,13 +347,20 @@ class Sandbox:
             os.close(control)
             os.close(root)
 
-    async def _go(self) -> bool:
+    async def _go(self, execution: Any) -> bool:
         end = time.monotonic() + STANDBY_WAIT_S
+        checked = time.monotonic()
         while True:
             if await asyncio.to_thread(self._release_standby):
                 return True
-            if time.monotonic() >= end:
+            now = time.monotonic()
+            if now >= end:
                 return False
+            if now - checked >= 0.1:  # a standby that died is not waited for
+                checked = now
+                with contextlib.suppress(aiodocker.DockerError):
+                    if _exec_ended(await execution.inspect()):
+                        return False
             await asyncio.sleep(0.005)
 
     # -- the job ------------------------------------------------------------------------
@@ -411,11 +434,18 @@ class Sandbox:
             raise SandboxError(str(exc)) from None
         out = Outcome()
         standby, self._standby = self._standby, None
-        if standby is not None and not await self._go():
-            log.warning("sandbox %s: standby runner not listening; starting one", self.id[:12])
-            self._standby = standby
-            await self._drop_standby()
-            standby = None
+        if standby is not None:
+            try:
+                listening = await self._go(standby[0])
+            except BaseException:
+                self._standby = standby  # dropped (and its stream closed) by the reset
+                raise
+            if not listening:
+                log.warning("sandbox %s: standby runner not listening; no more here", self.id[:12])
+                self.use_standby = False  # something is wrong with it in this sandbox
+                self._standby = standby
+                await self._drop_standby()
+                standby = None
         started = time.monotonic()
         if standby is not None:
             execution, stream = standby
@@ -432,10 +462,11 @@ class Sandbox:
                     environment=job_env(self.spec),
                     workdir=WORK_DIR,
                 )
-                stream = execution.start(detach=False)
-                await stream.__aenter__()  # upgrades the connection and starts the process
+                stream = await _attach(execution)
             except aiodocker.DockerError as exc:
                 raise SandboxError(f"cannot start the job: {exc.message}") from None
+            except (OSError, aiohttp.ClientError) as exc:
+                raise SandboxError(f"cannot start the job: {exc}") from None
         try:
             await self._supervise(execution, stream, limits, out, on_output, started)
         finally:
@@ -524,6 +555,10 @@ class Sandbox:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(reader), 2.0)
             out.exit_code = await self._exit_code(execution)
+            if out.exit_code is None:
+                # Docker never said the process ended: it may still start (a slow engine)
+                # after our kill, and must not meet the next job.
+                self.retire_reason = self.retire_reason or "job process not seen to end"
         finally:
             for task in (reader, watcher, stopper):
                 task.cancel()
@@ -621,8 +656,11 @@ class Sandbox:
                 await standby[1].close()
         if left:
             return f"{len(left)} job processes survived the kill"
-        if self.cgroup.procs() != self.baseline:
-            return "the sandbox's own processes changed"
+        try:
+            if self.cgroup.procs() != self.baseline:
+                return "the sandbox's own processes changed"
+        except CgroupError as exc:
+            return f"the sandbox died: {exc}"
         try:
             await asyncio.to_thread(self._empty_dirs)
         except OSError as exc:
@@ -647,10 +685,29 @@ class Sandbox:
                     hostfs.empty_dir(fd)
                     if not hostfs.is_empty(fd):
                         raise OSError(f"{d} is not empty after the reset")
+                    if d != SHM_DIR:  # /dev/shm is root's; the job user cannot change it
+                        self._restore_root(fd, d)
                 finally:
                     os.close(fd)
         finally:
             os.close(root)
+
+    def _restore_root(self, fd: int, name: str) -> None:
+        """Owner, mode and ACLs of a tmpfs root as at creation: a job may chmod /tmp to
+        000 or add a default ACL, and the next job's files would inherit the damage."""
+        for attr in os.listxattr(fd):
+            os.removexattr(fd, attr)
+        os.fchown(fd, self.spec.uid, self.spec.gid)
+        os.fchmod(fd, 0o700)
+        st = os.fstat(fd)
+        if (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) != (
+            self.spec.uid,
+            self.spec.gid,
+            0o700,
+        ):
+            raise OSError(f"{name} could not be given back its owner and mode")
+        if os.listxattr(fd):
+            raise OSError(f"{name} keeps extended attributes")
 
     async def destroy(self) -> None:
         standby, self._standby = self._standby, None
@@ -659,6 +716,23 @@ class Sandbox:
                 await standby[1].close()
         with contextlib.suppress(aiodocker.DockerError):
             await self.container.delete(force=True)
+
+
+async def _delete_quietly(container: Any) -> None:
+    with contextlib.suppress(Exception):
+        await container.delete(force=True)
+
+
+async def _attach(execution: Any) -> Any:
+    """Start an exec with its output attached; the stream is closed if that fails."""
+    stream = execution.start(detach=False)
+    try:
+        await stream.__aenter__()  # upgrades the connection and starts the process
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await stream.close()
+        raise
+    return stream
 
 
 def _exec_ended(info: dict[str, Any]) -> bool:

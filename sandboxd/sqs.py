@@ -125,6 +125,15 @@ class QueueUrls:
     dead_letter: str
 
 
+def sqs_safe(body: str) -> str:
+    """`body` with the two characters SQS refuses in a message (U+FFFE, U+FFFF) written
+    as JSON escapes. Both can only occur inside JSON strings, where the escape means the
+    same character, so a JSON document stays the same document."""
+    if "\ufffe" in body or "\uffff" in body:
+        body = body.replace("\ufffe", "\\ufffe").replace("\uffff", "\\uffff")
+    return body
+
+
 def queue_name(name_or_url: str) -> str:
     """`http://host/123456789012/jobs` -> `jobs`; a name is returned as it is."""
     if is_queue_url(name_or_url):
@@ -760,6 +769,7 @@ class QueueClient:
         if attempts < 1:
             raise ValueError(f"attempts must be at least 1, not {attempts}")
         client = self._open()
+        body = sqs_safe(body)
         sent = await self._call(
             "SendMessage",
             queue_url,

@@ -161,3 +161,12 @@ def test_job_model_is_the_parse_target() -> None:
     """Job can be built directly by code (the CLI does) with the same validation."""
     with pytest.raises(ValueError):
         Job(id="x", files=[])
+
+
+def test_a_lone_surrogate_escape_is_rejected_with_the_id() -> None:
+    """JSON may escape half a surrogate pair; such text could never be sent back."""
+    body = '{"schema": "sandboxd.job/v1", "id": "j-1", "language": "python", "metadata": "\\ud800"}'
+    with pytest.raises(JobRejected) as info:
+        parse_job(body)
+    assert info.value.job_id == "j-1"
+    assert "not valid Unicode" in info.value.message

@@ -130,3 +130,58 @@ async def test_leftovers_of_a_dead_process_are_removed(
         raise AssertionError("leftover container still exists")
     except aiodocker.DockerError as exc:
         assert exc.status == 404
+
+
+SPOIL_TMPFS_ROOTS = r"""
+import os
+os.chdir("/tmp")
+for _ in range(2500):  # deeper than Python's recursion limit
+    os.mkdir("d")
+    os.chdir("d")
+os.setxattr("/work", "user.spoiled", b"1")
+os.chmod("/work", 0o555)
+os.chmod("/tmp", 0)
+print("spoiled")
+"""
+
+IPC_LEFTOVERS = r"""
+import subprocess
+shm = subprocess.run(["ipcmk", "-M", "100000000"], capture_output=True, text=True)
+queue = subprocess.run(["ipcmk", "-Q"], capture_output=True, text=True)
+print(shm.returncode, queue.returncode)
+"""
+
+TWO_TESTS = {
+    "answer.py": "def answer():\n    return 42\n",
+    "answer_test.py": (
+        "from answer import answer\n\n\ndef test_answer():\n    assert answer() == 42\n"
+    ),
+}
+
+
+async def test_a_spoiled_work_dir_and_tmp_are_restored_for_the_next_job(make_pool: object) -> None:
+    """A 2500-level tree in /tmp, /tmp chmod 000, /work read-only with an xattr: the reset
+    restores them and the next (tests-mode) job in the same sandbox passes."""
+    pool = await make_pool(size=1)  # type: ignore[operator]
+    ids = []
+    job1 = make_job({"s.py": SPOIL_TMPFS_ROOTS}, job_id="spoil", command="python3 s.py")
+    async with pool.sandbox("python") as box:
+        ids.append(box.id)
+        out = await box.run(job1, pool.spec("python").limits)
+    assert out.stdout == b"spoiled\n", out.stderr
+    result = await execute(pool, make_job(TWO_TESTS, job_id="after-spoil"), CTX)
+    async with pool.sandbox("python") as box:
+        ids.append(box.id)
+    assert result.status is Verdict.PASSED, result
+    assert ids[0] == ids[1], "the sandbox was reset and reused, not retired"
+
+
+async def test_ipc_objects_do_not_outlive_a_job(make_pool: object) -> None:
+    """System V shared memory goes with its last user; message queues cannot be made."""
+    pool = await make_pool(size=1)  # type: ignore[operator]
+    first = make_job({"i.py": IPC_LEFTOVERS}, job_id="ipc-1", command="python3 i.py")
+    result = await execute(pool, first, CTX)
+    assert result.stdout.split() == ["0", "1"], result  # shm made; no message queue
+    look = make_job({}, job_id="ipc-2", command="ipcs -m -q | grep -c '^0x' || true")
+    result = await execute(pool, look, CTX)
+    assert result.stdout.strip() == "0", result.stdout

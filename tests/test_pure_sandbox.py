@@ -136,6 +136,41 @@ def test_write_files_and_empty_dir(tmp_path: Path) -> None:
         os.close(base)
 
 
+def test_empty_dir_copes_with_a_very_deep_tree(tmp_path: Path) -> None:
+    """A job can leave thousands of nested directories: emptying must not recurse (a
+    RecursionError there once left the sandbox neither reset nor retired)."""
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for level in range(3000):  # mkdir + descend, as a hostile job would
+            os.mkdir("d", dir_fd=fd)
+            if level % 500 == 0:
+                os.close(os.open("f", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
+            new = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = new
+        os.symlink("/etc", "etc-link", dir_fd=fd)
+    finally:
+        os.close(fd)
+    base = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        hostfs.empty_dir(base)
+        assert hostfs.is_empty(base)
+        assert os.path.isdir("/etc/ssl") or os.path.isdir("/etc")  # untouched
+    finally:
+        os.close(base)
+
+
+def test_empty_dir_gives_up_past_its_bound(tmp_path: Path) -> None:
+    for i in range(20):
+        (tmp_path / f"f{i}").write_text("")
+    base = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(OSError, match="more than 10 entries"):
+            hostfs.empty_dir(base, max_entries=10)
+    finally:
+        os.close(base)
+
+
 def test_an_exec_not_yet_started_has_not_ended() -> None:
     """Docker reports Running=false before an exec's process starts; taking that for an
     exit killed fresh jobs (exit 137 after ~60 ms). Only an exit code means it ended."""

@@ -35,3 +35,12 @@ def test_a_damaged_or_foreign_file_is_not_an_answer(tmp_path: Path) -> None:
     assert ResultStore(tmp_path).get("job-1") is None
     path.write_text('{"id": "job-1", "sta')  # cut short
     assert ResultStore(tmp_path).get("job-1") is None
+
+
+def test_memory_is_bounded_by_bytes_and_the_disk_still_answers(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path, max_memory_bytes=1000)
+    big = {f"j{i}": _body(f"j{i}") + " " * 400 for i in range(5)}
+    for job_id, body in big.items():
+        store.put(job_id, body)
+    assert store._memory_bytes <= 1000
+    assert all(store.get(job_id) is not None for job_id in big)  # from disk

@@ -52,3 +52,13 @@ def test_arbitrary_bytes_parse_or_raise_report_error(raw: bytes) -> None:
     """The results file is learner-influenced: arbitrary bytes never raise anything else."""
     with contextlib.suppress(ReportError):
         parse_report(raw)
+
+
+def test_lone_surrogates_in_a_forged_results_file_are_replaced() -> None:
+    """results.json is written where learner code can reach it; whatever it says, the
+    result must still serialise."""
+    test = b'{"name": "\\ud800x", "status": "fail", "message": "\\udfff"}'
+    raw = b'{"version": 3, "status": "fail", "tests": [' + test + b"]}"
+    report = parse_report(raw)
+    assert report.tests[0].name == "?x"
+    assert report.tests[0].message == "?"

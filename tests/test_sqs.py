@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqs_fixtures import boto3_client
 
 from sandboxd.config import Settings, load_settings
@@ -30,6 +32,7 @@ from sandboxd.sqs import (
     QueueUrls,
     aws_cli_hint,
     queue_name,
+    sqs_safe,
 )
 
 
@@ -417,3 +420,17 @@ def test_aws_cli_hint_runs_in_bash(sqs_server: EmbeddedSQS, sqs_settings: Settin
     [message] = got["Messages"]
     assert json.loads(message["Body"]) == HELLO_JOB
     client.delete_queue(QueueUrl=urls.jobs)
+
+
+_text_with_nonchars = st.text(
+    alphabet=st.characters(codec="utf-8") | st.sampled_from(["\ufffe", "\uffff", "\\"]),
+    max_size=50,
+)
+
+
+@given(st.dictionaries(st.text(max_size=5), _text_with_nonchars, max_size=5))
+def test_sqs_safe_keeps_the_document_and_drops_what_sqs_refuses(doc: dict[str, str]) -> None:
+    body = json.dumps(doc, ensure_ascii=False)
+    safe = sqs_safe(body)
+    assert json.loads(safe) == doc
+    assert "\ufffe" not in safe and "\uffff" not in safe
