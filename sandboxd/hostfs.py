@@ -20,9 +20,16 @@ class UnsafePath(OSError):
     """A path inside the sandbox is not what it should be (a symlink, a FIFO...)."""
 
 
-def open_root(pid: int) -> int:
-    """A directory fd for the root filesystem of the container whose init is `pid`."""
-    return os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def open_proc(pid: int) -> int:
+    """An fd of /proc/<pid>, to be kept: it names that process for good. If the process
+    dies and its pid is reused, paths opened relative to this fd fail instead of
+    reaching the new process (which could be a host process, rooted at the host's /)."""
+    return os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def open_root(proc_fd: int) -> int:
+    """A directory fd for the root filesystem of the process `proc_fd` (see `open_proc`)."""
+    return os.open("root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc_fd)
 
 
 def open_dir(base_fd: int, relpath: str) -> int:

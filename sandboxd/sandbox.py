@@ -204,6 +204,7 @@ class Sandbox:
         self.container = container
         self.id: str = container.id
         self.init_pid = init_pid
+        self._proc_fd = hostfs.open_proc(init_pid)  # pins the init: see open_proc
         self.cgroup = cgroup
         self.baseline = baseline
         self.created = time.monotonic()
@@ -250,7 +251,11 @@ class Sandbox:
             # Cancelled (a shutdown) or our bug: never leave the container behind.
             await asyncio.shield(_delete_quietly(container))
             raise
-        box = cls(docker, spec, container, pid, cgroup, baseline)
+        try:
+            box = cls(docker, spec, container, pid, cgroup, baseline)
+        except OSError as exc:  # its init is gone already
+            await _delete_quietly(container)
+            raise SandboxError(f"cannot start a {spec.pool} sandbox: {exc}") from None
         try:
             await box.stand_by()
         except BaseException:
@@ -310,7 +315,7 @@ class Sandbox:
                 await stream.close()
 
     def _make_control_dir(self) -> None:
-        root = hostfs.open_root(self.init_pid)
+        root = hostfs.open_root(self._proc_fd)
         try:
             tmp = hostfs.open_dir(root, TMP_DIR)
             try:
@@ -324,7 +329,7 @@ class Sandbox:
 
     def _release_standby(self) -> bool:
         """Tell the waiting runner to start the tests; False if it is not listening."""
-        root = hostfs.open_root(self.init_pid)
+        root = hostfs.open_root(self._proc_fd)
         try:
             control = hostfs.open_dir(root, CONTROL_DIR)
         except OSError:
@@ -384,7 +389,7 @@ class Sandbox:
 
     def _place_files(self, job: Job) -> None:
         uid, gid = self.spec.uid, self.spec.gid
-        root = hostfs.open_root(self.init_pid)
+        root = hostfs.open_root(self._proc_fd)
         try:
             work = hostfs.open_dir(root, WORK_DIR)
             try:
@@ -617,7 +622,7 @@ class Sandbox:
 
     def _collect_results(self, job: Job, out: Outcome) -> None:
         try:
-            root = hostfs.open_root(self.init_pid)
+            root = hostfs.open_root(self._proc_fd)
         except OSError as exc:
             out.results_error = f"sandbox is gone: {exc.strerror}"
             return
@@ -677,7 +682,7 @@ class Sandbox:
         return None
 
     def _empty_dirs(self) -> None:
-        root = hostfs.open_root(self.init_pid)
+        root = hostfs.open_root(self._proc_fd)
         try:
             for d in (WORK_DIR, TMP_DIR, SHM_DIR):
                 fd = hostfs.open_dir(root, d)
@@ -710,6 +715,9 @@ class Sandbox:
             raise OSError(f"{name} keeps extended attributes")
 
     async def destroy(self) -> None:
+        if self._proc_fd >= 0:
+            os.close(self._proc_fd)
+            self._proc_fd = -1
         standby, self._standby = self._standby, None
         if standby is not None:
             with contextlib.suppress(Exception):

@@ -180,3 +180,23 @@ def test_an_exec_not_yet_started_has_not_ended() -> None:
     assert not _exec_ended({"Running": True, "ExitCode": None, "Pid": 0})
     assert _exec_ended({"Running": False, "ExitCode": 0, "Pid": 123})
     assert _exec_ended({"Running": False, "ExitCode": 137, "Pid": 123})
+
+
+def test_a_pinned_process_root_is_never_another_process_root() -> None:
+    """Once the sandbox's init is gone, its root cannot be opened any more, even if the
+    pid were reused by a host process (whose root is the host's /)."""
+    import subprocess
+
+    proc = subprocess.Popen(["sleep", "30"])
+    proc_fd = hostfs.open_proc(proc.pid)
+    try:
+        os.close(hostfs.open_root(proc_fd))  # alive: fine
+        proc.kill()
+        proc.wait()
+        with pytest.raises(OSError):
+            hostfs.open_root(proc_fd)
+    finally:
+        os.close(proc_fd)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
