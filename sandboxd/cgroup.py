@@ -197,6 +197,10 @@ class Cgroup:
         try:
             while not self._is_frozen() and time.monotonic() < end:
                 await asyncio.sleep(0.002)
+            if not self._is_frozen():
+                # Unfrozen, a listed process could exit and its pid go to a host process
+                # before our kill lands: kill nothing; the caller retires the sandbox.
+                return self.procs() - keep
             for pid in self.procs() - keep:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)

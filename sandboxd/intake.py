@@ -52,6 +52,7 @@ RETRY_CAP_SECONDS = 300
 SEND_BACKOFF_CAP_SECONDS = 10.0
 # Output events sent to a reply queue are coalesced over this period (SQS messages cost).
 STREAM_FLUSH_SECONDS = 0.2
+MAX_TEST_EVENTS = 100
 
 
 class _Undeliverable(Exception):
@@ -367,7 +368,9 @@ class Intake:
                 result.status is Verdict.INTERNAL_ERROR
                 and ctx.attempt < self.settings.max_receive_count
             )
-            for test in result.tests:
+            # The result carries every test; events only the first ones, so a thousand
+            # parametrised tests do not hold the result behind a thousand messages.
+            for test in result.tests[:MAX_TEST_EVENTS]:
                 stream.test(test)
             # `retry`: no result follows this attempt; the job runs again later.
             stream.finished(
@@ -440,7 +443,7 @@ class Intake:
         self, message: ReceivedMessage, reply: str, job: Job | None, result: Result
     ) -> None:
         """Store, send, then delete: the order that makes a crash lose nothing."""
-        result = fit(result)
+        result = await asyncio.to_thread(fit, result)  # big results: off the event loop
         body = result.to_json()
         if result.status is not Verdict.REJECTED:
             # Rejections are not stored: the same id may come back as a valid job.

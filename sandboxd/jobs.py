@@ -5,6 +5,7 @@ Shared by `sandboxd run` and the daemon, so both give the same verdict for the s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import time
@@ -119,7 +120,8 @@ async def execute(
             host=ctx.host,
             metadata=job.metadata,
         )
-    ev, report = evidence_of(job, limits, out)
+    # Parsing a results.json of up to 8 MB is kept off the event loop.
+    ev, report = await asyncio.to_thread(evidence_of, job, limits, out)
     verdict, message = decide(ev)
     total_ms = int((time.monotonic() - t0) * 1000) + queued_ms
     result = Result(
