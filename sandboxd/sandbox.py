@@ -276,21 +276,28 @@ class Sandbox:
             return
         try:
             await asyncio.to_thread(self._make_control_dir)
-            execution = await self.container.exec(
-                [*self.spec.runner, "--standby", GO_FIFO, WORK_DIR, OUT_DIR],
-                stdout=True,
-                stderr=True,
-                stdin=False,
-                tty=False,
-                user=f"{self.spec.uid}:{self.spec.gid}",
-                environment=job_env(self.spec),
-                workdir=WORK_DIR,
+            execution, stream = await self._exec_as_job_user(
+                [*self.spec.runner, "--standby", GO_FIFO, WORK_DIR, OUT_DIR]
             )
-            stream = await _attach(execution)
         except (aiodocker.DockerError, OSError, aiohttp.ClientError) as exc:
             log.warning("sandbox %s: no standby runner: %s", self.id[:12], exc)
             return
         self._standby = (execution, stream)
+
+    async def _exec_as_job_user(self, argv: list[str]) -> tuple[Any, Any]:
+        """Start `argv` in the sandbox as the job user, in the work dir, with the job's
+        environment (the image's, never ours); its output attached."""
+        execution = await self.container.exec(
+            argv,
+            stdout=True,
+            stderr=True,
+            stdin=False,
+            tty=False,
+            user=f"{self.spec.uid}:{self.spec.gid}",
+            environment=job_env(self.spec),
+            workdir=WORK_DIR,
+        )
+        return execution, await _attach(execution)
 
     async def _drop_standby(self) -> None:
         """Stop a standby runner that will not be used (its processes are killed)."""
@@ -457,17 +464,7 @@ class Sandbox:
             self.standby_jobs += 1
         else:
             try:
-                execution = await self.container.exec(
-                    self._command(job),
-                    stdout=True,
-                    stderr=True,
-                    stdin=False,
-                    tty=False,
-                    user=f"{self.spec.uid}:{self.spec.gid}",
-                    environment=job_env(self.spec),
-                    workdir=WORK_DIR,
-                )
-                stream = await _attach(execution)
+                execution, stream = await self._exec_as_job_user(self._command(job))
             except aiodocker.DockerError as exc:
                 raise SandboxError(f"cannot start the job: {exc.message}") from None
             except (OSError, aiohttp.ClientError) as exc:
