@@ -523,3 +523,14 @@ def test_http_answers_while_sqs_is_unreachable_at_start(tmp_path: Path) -> None:
         assert daemon.wait_exit(20) == 0, daemon.log()
     finally:
         daemon.stop()
+
+
+def test_reply_to_the_jobs_queue_is_refused(shared: Drill) -> None:
+    """Answers sent to the jobs queue would come back in as jobs: refused."""
+    job_id = f"loop-{uuid.uuid4().hex[:8]}"
+    shared.send(job_doc(job_id, reply_to=shared.queues["jobs"]))
+    result = shared.result(job_id)
+    assert result["status"] == "rejected"
+    assert "not the jobs or dead-letter queue" in result["message"]
+    time.sleep(1)
+    assert shared.queue_count("jobs") == 0, "nothing was sent back into the jobs queue"
