@@ -185,3 +185,24 @@ async def test_ipc_objects_do_not_outlive_a_job(make_pool: object) -> None:
     look = make_job({}, job_id="ipc-2", command="ipcs -m -q | grep -c '^0x' || true")
     result = await execute(pool, look, CTX)
     assert result.stdout.strip() == "0", result.stdout
+
+
+async def test_a_dead_standby_runner_is_not_waited_for_nor_used_again(make_pool: object) -> None:
+    """The standby died while the sandbox idled: the job runs the ordinary way, and the
+    sandbox stops using standbys (something is wrong with them there)."""
+    pool = await make_pool(size=1)  # type: ignore[operator]
+    async with pool.sandbox("python") as box:
+        assert box.use_standby
+        fifo = f"/proc/{box.init_pid}/root/tmp/.sandboxd/go"
+        for _ in range(500):  # the standby makes its FIFO once pytest is imported
+            if os.path.exists(fifo):
+                break
+            await asyncio.sleep(0.01)
+        assert os.path.exists(fifo), "the standby runner never got ready"
+        left = await box._kill_job_processes()  # kills the standby runner
+        assert not left
+        job = make_job(TWO_TESTS, job_id="after-dead-standby")
+        out = await box.run(job, pool.spec("python").limits)
+        assert box.standby_jobs == 0
+        assert box.use_standby is False
+    assert out.results is not None and json.loads(out.results)["status"] == "pass"
