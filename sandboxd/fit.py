@@ -24,6 +24,15 @@ def size(result: Result) -> int:
     return len(result.to_json().encode("utf-8"))
 
 
+def fit_json(result: Result, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """The JSON body of `result`, cut (see `fit`) when it would not fit in `max_bytes`.
+    A result that fits, nearly every one, is serialised exactly once."""
+    body = result.to_json()
+    if len(body.encode("utf-8")) <= max_bytes:
+        return body
+    return fit(result, max_bytes).to_json()
+
+
 def fit(result: Result, max_bytes: int = DEFAULT_MAX_BYTES) -> Result:
     """`result` if it fits in `max_bytes` of JSON, else a cut copy that does."""
     if size(result) <= max_bytes:

@@ -22,13 +22,13 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from sandboxd.config import Settings
 from sandboxd.events import EventHub, EventStream
-from sandboxd.fit import fit
+from sandboxd.fit import fit_json
 from sandboxd.jobs import RunContext, execute, rejected
 from sandboxd.metrics import Metrics
 from sandboxd.models import Event, Job, JobRejected, Result, Verdict, parse_job
@@ -130,7 +130,6 @@ class _Delivery:
     """One received message while this host holds it."""
 
     message: ReceivedMessage
-    received: float = field(default_factory=time.monotonic)
     started: bool = False  # a sandbox was acquired: the job is running
     task: asyncio.Task[None] | None = None
 
@@ -168,10 +167,6 @@ class Intake:
         self._results_endpoint = _endpoint(urls.results)
 
     # -- the loop ---------------------------------------------------------------------------
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._deliveries)
 
     @property
     def capacity(self) -> int:
@@ -263,9 +258,9 @@ class Intake:
         message = delivery.message
         heartbeat = asyncio.create_task(self._heartbeat(message))
         self._heartbeats[message.receipt_handle] = heartbeat
-        self.metrics.job_started()
         try:
-            await self._process(delivery)
+            with self.metrics.in_flight():
+                await self._process(delivery)
         except asyncio.CancelledError:
             # Stopping: the job goes back to the queue for another host (or our restart).
             await asyncio.shield(self._release(message, 0))
@@ -276,7 +271,6 @@ class Intake:
         finally:
             heartbeat.cancel()
             self._heartbeats.pop(message.receipt_handle, None)
-            self.metrics.job_ended()
             self._deliveries.pop(message.receipt_handle, None)
             self._slot_freed.set()
 
@@ -322,11 +316,11 @@ class Intake:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._running[job.id] = future
         try:
-            answer = await self._run(delivery, job, ctx, reply, queued_ms)
-            if answer is None:
+            body = await self._run(delivery, job, ctx, reply, queued_ms)
+            if body is None:
                 future.cancel()
                 return
-            future.set_result(answer.to_json())
+            future.set_result(body)  # what was sent (cut to fit), for a duplicate to share
         finally:
             if not future.done():
                 future.cancel()
@@ -334,8 +328,9 @@ class Intake:
 
     async def _run(
         self, delivery: _Delivery, job: Job, ctx: RunContext, reply: str, queued_ms: int
-    ) -> Result | None:
-        """Run the job; send its events and result. None when it goes back for a retry."""
+    ) -> str | None:
+        """Run the job; send its events and result, whose body it returns. None when the
+        job goes back to the queue instead."""
         outbox: asyncio.Queue[Event | None] = asyncio.Queue()
 
         def on_event(event: Event) -> None:
@@ -390,8 +385,7 @@ class Intake:
             )  # fmt: skip
             await self._release(delivery.message, self._retry_delay(ctx.attempt))
             return None
-        await self._answer(delivery.message, reply, job, result)
-        return result
+        return await self._answer(delivery.message, reply, job, result)
 
     async def _send_events(self, reply: str, outbox: asyncio.Queue[Event | None]) -> None:
         """Send a job's events in `seq` order (one at a time: order is what seq checks)."""
@@ -441,10 +435,10 @@ class Intake:
 
     async def _answer(
         self, message: ReceivedMessage, reply: str, job: Job | None, result: Result
-    ) -> None:
-        """Store, send, then delete: the order that makes a crash lose nothing."""
-        result = await asyncio.to_thread(fit, result)  # big results: off the event loop
-        body = result.to_json()
+    ) -> str | None:
+        """Store, send, then delete: the order that makes a crash lose nothing. The body
+        sent, or None when SQS refused it for good and the message went back."""
+        body = await asyncio.to_thread(fit_json, result)  # big results: off the event loop
         if result.status is not Verdict.REJECTED:
             # Rejections are not stored: the same id may come back as a valid job.
             try:
@@ -459,7 +453,7 @@ class Intake:
             # message to the dead-letter queue, where someone can look at it.
             log.error("job %s: result cannot be sent: %s", result.id, exc)
             await self._release(message, self._retry_delay(result.attempt))
-            return
+            return None
         await self._delete(message)
         language = job.pool_key if job is not None else "unknown"
         t = result.timing
@@ -482,6 +476,7 @@ class Intake:
             "total_ms": t.total_ms,
         }
         job_log.info("job %s %s", result.id, result.status.value, extra={"fields": fields})
+        return body
 
     # -- SQS calls --------------------------------------------------------------------------
 

@@ -16,15 +16,13 @@ from typing import Literal
 from pydantic import JsonValue
 
 from sandboxd.limits import DEFAULT_MAXIMA, Limits, clamp
-from sandboxd.models import Job, Resources, Result, TestResult, Timing, Verdict
+from sandboxd.models import Job, Resources, Result, Timing, Verdict
 from sandboxd.pool import Pool
 from sandboxd.results import ReportError, RunnerReport, parse_report
 from sandboxd.sandbox import Outcome, OutputSink, SandboxError, SandboxInputError
 from sandboxd.verdict import Evidence, decide, signal_name
 
 log = logging.getLogger(__name__)
-
-TestSink = Callable[[TestResult], None]
 
 
 @dataclass(frozen=True)
@@ -132,7 +130,7 @@ async def execute(
         tests=list(report.tests) if report is not None else [],
         exit_code=ev.exit_code,
         signal=signal_name(ev.signal),
-        stdout=out.stdout.decode("utf-8", "replace"),
+        stdout=ev.stdout,  # decoded once, in evidence_of
         stderr=out.stderr.decode("utf-8", "replace"),
         stdout_truncated=out.stdout_truncated,
         stderr_truncated=out.stderr_truncated,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandboxd.fit import SQS_MAX_BYTES, fit, size
+from sandboxd.fit import SQS_MAX_BYTES, fit, fit_json, size
 from sandboxd.models import Result, TestResult, Verdict
 
 _text = st.text(alphabet=st.characters(codec="utf-8"), max_size=3000)
@@ -39,6 +39,7 @@ def test_fit_always_fits_and_keeps_what_identifies_the_result(
 ) -> None:
     cut = fit(result, max_bytes)
     assert size(cut) <= max_bytes
+    assert fit_json(result, max_bytes) == cut.to_json()  # the body the daemon sends
     assert (cut.id, cut.status, cut.attempt, cut.timing) == (
         result.id,
         result.status,
