@@ -12,7 +12,7 @@ from typing import Any
 
 import aiodocker
 
-from sandboxd.images import LABEL_CONFIG, LABEL_HASH, LABEL_IMAGE, REPO_PREFIX
+from sandboxd.images import LABEL_CONFIG, LABEL_IMAGE, REPO_PREFIX
 from sandboxd.limits import DEFAULT_MAXIMA, Limits, clamp
 from sandboxd.models import LimitsRequest
 from sandboxd.sandbox import SandboxSpec
@@ -70,7 +70,3 @@ async def load_spec(
         limits=spec.limits,
         standby=spec.standby,
     )
-
-
-def recipe_hash(labels: dict[str, str]) -> str | None:
-    return labels.get(LABEL_HASH)

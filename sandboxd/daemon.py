@@ -109,9 +109,6 @@ class Daemon:
             self._forced.set()
             self._stop.set()
 
-    def request_stop(self) -> None:
-        self._stop.set()
-
     def _pool_stats(self) -> list[Any]:
         return self.pool.stats() if self.pool is not None else []
 

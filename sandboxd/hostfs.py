@@ -34,32 +34,29 @@ def open_root(proc_fd: int) -> int:
 
 def open_dir(base_fd: int, relpath: str) -> int:
     """Open directory `relpath` under `base_fd`, never following a symlink."""
-    fd = os.dup(base_fd)
-    try:
-        for part in relpath.strip("/").split("/"):
-            if not part:
-                continue
-            new = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            os.close(fd)
-            fd = new
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return _walk(base_fd, relpath, None)
 
 
 def make_dirs(base_fd: int, relpath: str, uid: int, gid: int, mode: int = 0o755) -> int:
     """Create directories along `relpath` (owned by uid:gid) and return an fd of the last."""
+    return _walk(base_fd, relpath, (uid, gid, mode))
+
+
+def _walk(base_fd: int, relpath: str, create: tuple[int, int, int] | None) -> int:
+    """An fd of `relpath` under `base_fd`, one component at a time with O_NOFOLLOW;
+    missing directories are made (uid, gid, mode) when `create` says so."""
     fd = os.dup(base_fd)
     try:
         for part in relpath.strip("/").split("/"):
             if not part:
                 continue
-            try:
-                os.mkdir(part, mode, dir_fd=fd)
-                os.chown(part, uid, gid, dir_fd=fd, follow_symlinks=False)
-            except FileExistsError:
-                pass
+            if create is not None:
+                uid, gid, mode = create
+                try:
+                    os.mkdir(part, mode, dir_fd=fd)
+                    os.chown(part, uid, gid, dir_fd=fd, follow_symlinks=False)
+                except FileExistsError:
+                    pass
             new = os.open(part, _DIR_FLAGS, dir_fd=fd)
             os.close(fd)
             fd = new

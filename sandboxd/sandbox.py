@@ -299,27 +299,31 @@ class Sandbox:
         )
         return execution, await _attach(execution)
 
+    async def _forget_standby(self) -> tuple[Any, Any] | None:
+        """Let go of the standby runner (its output stream closed); it, if any."""
+        standby, self._standby = self._standby, None
+        if standby is not None:
+            with contextlib.suppress(Exception):
+                await standby[1].close()
+        return standby
+
     async def _drop_standby(self) -> None:
         """Stop a standby runner that will not be used (its processes are killed)."""
-        standby, self._standby = self._standby, None
+        standby = await self._forget_standby()
         if standby is None:
             return
-        execution, stream = standby
-        try:
-            # Its process may not be in the cgroup yet when the exec was just started:
-            # kill until Docker says it ended.
-            for _ in range(400):
-                await self._kill_job_processes()
-                try:
-                    if _exec_ended(await execution.inspect()):
-                        return
-                except aiodocker.DockerError:
+        execution = standby[0]
+        # Its process may not be in the cgroup yet when the exec was just started:
+        # kill until Docker says it ended.
+        for _ in range(400):
+            await self._kill_job_processes()
+            try:
+                if _exec_ended(await execution.inspect()):
                     return
-                await asyncio.sleep(0.005)
-            raise SandboxError("the standby runner could not be stopped")
-        finally:
-            with contextlib.suppress(Exception):
-                await stream.close()
+            except aiodocker.DockerError:
+                return
+            await asyncio.sleep(0.005)
+        raise SandboxError("the standby runner could not be stopped")
 
     def _make_control_dir(self) -> None:
         root = hostfs.open_root(self._proc_fd)
@@ -445,17 +449,14 @@ class Sandbox:
         except CgroupError as exc:
             raise SandboxError(str(exc)) from None
         out = Outcome()
-        standby, self._standby = self._standby, None
+        # Should anything fail before the job owns it, the reset still finds the standby.
+        standby = self._standby
         if standby is not None:
-            try:
-                listening = await self._go(standby[0])
-            except BaseException:
-                self._standby = standby  # dropped (and its stream closed) by the reset
-                raise
-            if not listening:
+            if await self._go(standby[0]):
+                self._standby = None  # the job's now
+            else:
                 log.warning("sandbox %s: standby runner not listening; no more here", self.id[:12])
                 self.use_standby = False  # something is wrong with it in this sandbox
-                self._standby = standby
                 await self._drop_standby()
                 standby = None
         started = time.monotonic()
@@ -651,11 +652,8 @@ class Sandbox:
         Verified, not assumed: every job process is gone (the cgroup holds only the
         init and its idle child), and the work dir, /tmp and /dev/shm are empty.
         """
-        standby, self._standby = self._standby, None  # unused: it goes with the rest
+        await self._forget_standby()  # unused: its process goes with the rest
         left = await self._kill_job_processes()
-        if standby is not None:
-            with contextlib.suppress(Exception):
-                await standby[1].close()
         if left:
             return f"{len(left)} job processes survived the kill"
         try:
@@ -715,10 +713,7 @@ class Sandbox:
         if self._proc_fd >= 0:
             os.close(self._proc_fd)
             self._proc_fd = -1
-        standby, self._standby = self._standby, None
-        if standby is not None:
-            with contextlib.suppress(Exception):
-                await standby[1].close()
+        await self._forget_standby()
         with contextlib.suppress(aiodocker.DockerError):
             await self.container.delete(force=True)
 

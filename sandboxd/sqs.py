@@ -261,7 +261,6 @@ class EmbeddedSQS:
         *,
         log_path: Path | None = None,
         start_timeout: float = 20.0,
-        region: str = "us-east-1",
         pid_file: Path | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
@@ -269,7 +268,6 @@ class EmbeddedSQS:
         self._requested_port = port
         self._log_path = log_path
         self._start_timeout = start_timeout
-        self._region = region
         self._proc: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
@@ -285,7 +283,6 @@ class EmbeddedSQS:
         return cls(
             settings.embedded_sqs_port,
             log_path=settings.embedded_sqs_log if log_path is None else log_path,
-            region=settings.region,
             pid_file=settings.state_dir / "embedded-sqs.pid",
         )
 
@@ -827,10 +824,6 @@ class QueueClient:
                 "DeleteQueue", queue_url, lambda: client.delete_queue(QueueUrl=queue_url), 3
             )
         self._urls = {name: url for name, url in self._urls.items() if url != queue_url}
-
-    async def send_to_dead_letter(self, body: str) -> str:
-        """Send `body` to the configured dead-letter queue; its message id."""
-        return await self.send(await self.resolve(self._settings.dead_letter_queue), body)
 
     async def ping(self) -> None:
         """Raise `QueueError` unless the jobs queue answers (one cheap call, not retried

@@ -133,17 +133,6 @@ async def test_redrive_to_dead_letter_queue(
     assert [m["Body"] for m in got["Messages"]] == ["poison"]
 
 
-async def test_send_to_dead_letter(
-    queue: QueueClient, sqs_queues: QueueUrls, sqs_server: EmbeddedSQS
-) -> None:
-    """`send_to_dead_letter` puts a body on the configured dead-letter queue."""
-    await queue.send_to_dead_letter("not json")
-    got = boto3_client(sqs_server.endpoint_url).receive_message(
-        QueueUrl=sqs_queues.dead_letter, WaitTimeSeconds=1
-    )
-    assert [m["Body"] for m in got["Messages"]] == ["not json"]
-
-
 async def test_create_queues_is_idempotent_and_updates_the_redrive(
     sqs_server: EmbeddedSQS, sqs_env: dict[str, str], sqs_queues: QueueUrls
 ) -> None:
