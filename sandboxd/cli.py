@@ -14,15 +14,15 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from sandboxd.exercise import LocalFile
 
 EXIT_OK = 0
 EXIT_NOT_PASSED = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
-
-# Directories never sent as part of an exercise.
-_SKIP_DIRS = {".git", "__pycache__", ".pytest_cache", ".mypy_cache", "node_modules", ".venv"}
 
 
 class UsageError(Exception):
@@ -90,29 +90,20 @@ def job_from_dir(
     expected_output: str | None = None,
     limits: dict[str, Any] | None = None,
 ) -> Any:
-    """Build a job from an exercise directory (every file below it, hidden dirs skipped)."""
+    """Build a job from an exercise directory: every file below it, caches skipped, no
+    symlink followed out of it (see `sandboxd.exercise`)."""
     from pydantic import ValidationError
 
+    from sandboxd.exercise import ExerciseError, read_exercise
     from sandboxd.models import Job, JobRejected, describe_validation_error
 
     if not directory.is_dir():
         raise UsageError(f"{directory}: not a directory")
-    files = []
-    for path in sorted(directory.rglob("*")):
-        rel = path.relative_to(directory)
-        if any(part in _SKIP_DIRS for part in rel.parts) or not path.is_file():
-            continue
-        data = path.read_bytes()
-        mode = path.stat().st_mode & 0o777
-        try:
-            files.append({"path": rel.as_posix(), "content": data.decode("utf-8"), "mode": mode})
-        except UnicodeDecodeError:
-            import base64
-
-            files.append(
-                {"path": rel.as_posix(), "content": base64.b64encode(data).decode(),
-                 "encoding": "base64", "mode": mode}
-            )  # fmt: skip
+    try:
+        local = read_exercise(directory)
+    except ExerciseError as exc:
+        raise UsageError(str(exc)) from None
+    files = [_file_doc(f) for f in local]
     doc: dict[str, Any] = {
         "schema": "sandboxd.job/v1",
         "id": f"{_safe_id(directory.resolve().name)}-{uuid.uuid4().hex[:8]}",
@@ -132,6 +123,17 @@ def job_from_dir(
         raise UsageError(f"{directory}: {describe_validation_error(exc)}") from None
     except JobRejected as exc:  # pragma: no cover - model_validate raises ValidationError
         raise UsageError(f"{directory}: {exc.message}") from None
+
+
+def _file_doc(local: LocalFile) -> dict[str, Any]:
+    """A job's file entry: text as UTF-8 when it decodes, anything else as base64."""
+    try:
+        return {"path": local.path, "content": local.data.decode("utf-8"), "mode": local.mode}
+    except UnicodeDecodeError:
+        import base64
+
+        content = base64.b64encode(local.data).decode()
+        return {"path": local.path, "content": content, "encoding": "base64", "mode": local.mode}
 
 
 def _safe_id(name: str) -> str:
