@@ -13,8 +13,11 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+from sandboxd.terminal import StreamEscaper, escape, escape_line
 
 if TYPE_CHECKING:
     from sandboxd.exercise import LocalFile
@@ -34,7 +37,13 @@ class InternalError(Exception):
 
 
 def _err(message: str) -> None:
-    print(f"sandboxd: {message}", file=sys.stderr)
+    # Always escaped, newlines too: an error is one line, and it may quote a file name.
+    print(f"sandboxd: {escape_line(message)}", file=sys.stderr)
+
+
+def shown(raw: bool) -> Callable[[str], str]:
+    """How untrusted text is printed in human mode: escaped, or untouched with --raw."""
+    return (lambda text: text) if raw else escape
 
 
 # -- sandboxd schemas -------------------------------------------------------------------
@@ -144,8 +153,13 @@ def _safe_id(name: str) -> str:
 _STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "error": "ERR "}
 
 
-def render_result(result: Any, color: bool) -> str:
-    """The human summary of a result: per-test lines, then the verdict and its message."""
+def render_result(result: Any, color: bool, raw: bool = False) -> str:
+    """The human summary of a result: per-test lines, then the verdict and its message.
+
+    Names and messages come from the learner's run, so they are escaped unless `raw`;
+    the colour codes are ours and stay.
+    """
+    show = shown(raw)
 
     def paint(text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if color else text
@@ -154,18 +168,61 @@ def render_result(result: Any, color: bool) -> str:
     for t in result.tests:
         mark = _STATUS_MARK.get(t.status.value, t.status.value)
         mark = paint(mark, "32" if t.status.value == "pass" else "31")
-        lines.append(f"  {mark}  {t.name}")
+        lines.append(f"  {mark}  {show(t.name)}")
         if t.status.value != "pass" and t.message:
-            for msg_line in t.message.splitlines()[:6]:
+            # Split on newlines only: a \r is shown as `\r`, or (raw) left to the terminal.
+            for msg_line in show(t.message).removesuffix("\n").split("\n")[:6]:
                 lines.append(f"          {msg_line}")
     verdict = result.status.value
     colour = "32" if verdict == "passed" else "31"
     timing = result.timing
     lines.append(
-        f"{paint(verdict.upper(), '1;' + colour)}: {result.message} "
+        f"{paint(verdict.upper(), '1;' + colour)}: {show(result.message)} "
         f"(run {timing.run_ms} ms, total {timing.total_ms} ms)"
     )
     return "\n".join(lines)
+
+
+class _LiveOutput:
+    """Writes a job's streamed output as it comes: escaped per stream, or raw bytes."""
+
+    def __init__(self, raw: bool) -> None:
+        self.raw = raw
+        # One decoder per stream: a character split across chunks is split within one.
+        self.escapers = {"stdout": StreamEscaper(), "stderr": StreamEscaper()}
+
+    @staticmethod
+    def _target(kind: str) -> TextIO:
+        return sys.stdout if kind == "stdout" else sys.stderr
+
+    def __call__(self, kind: Literal["stdout", "stderr"], data: bytes) -> None:
+        target = self._target(kind)
+        if self.raw:
+            target.buffer.write(data)
+        else:
+            target.write(self.escapers[kind].feed(data))
+        target.flush()
+
+    def close(self) -> None:
+        """Show what an unfinished character left in a decoder."""
+        for kind, escaper in self.escapers.items():
+            self._target(kind).write(escaper.flush())
+            self._target(kind).flush()
+
+
+def _print_summary(results: list[tuple[Path, Any]], raw: bool) -> None:
+    """The table after several DIRs: one line each, then how many passed."""
+    show = shown(raw)
+    print()
+    print(f"{'VERDICT':<14} {'TESTS':>7} {'RUN ms':>7}  EXERCISE")
+    for directory, result in results:
+        passed = sum(1 for t in result.tests if t.status.value == "pass")
+        print(
+            f"{result.status.value:<14} {passed:>3}/{len(result.tests):<3} "
+            f"{result.timing.run_ms:>7}  {show(str(directory))}"
+        )
+    n_ok = sum(1 for _, r in results if r.status.value == "passed")
+    print(f"{n_ok} of {len(results)} passed")
 
 
 async def _run_jobs(args: argparse.Namespace, jobs: list[tuple[Path, Any]]) -> int:
@@ -201,35 +258,22 @@ async def _run_jobs(args: argparse.Namespace, jobs: list[tuple[Path, Any]]) -> i
         try:
             for i, (directory, job) in enumerate(jobs, 1):
                 if not single and not args.json:
-                    print(f"[{i}/{len(jobs)}] {directory} ...", flush=True)
-                stream = single and not args.json
-
-                def on_output(kind: Literal["stdout", "stderr"], data: bytes) -> None:
-                    target = sys.stdout if kind == "stdout" else sys.stderr
-                    target.buffer.write(data)
-                    target.flush()
-
-                result = await execute(pool, job, ctx, on_output if stream else None)
+                    print(f"[{i}/{len(jobs)}] {shown(args.raw)(str(directory))} ...", flush=True)
+                live = _LiveOutput(args.raw) if single and not args.json else None
+                result = await execute(pool, job, ctx, live)
                 results.append((directory, result))
                 if args.json:
                     print(result.to_json(), flush=True)
                 else:
-                    if stream and result.stdout and not result.stdout.endswith("\n"):
-                        print()
-                    print(render_result(result, color), flush=True)
+                    if live is not None:
+                        live.close()
+                        if result.stdout and not result.stdout.endswith("\n"):
+                            print()
+                    print(render_result(result, color, args.raw), flush=True)
         finally:
             await pool.close()
         if not single and not args.json:
-            print()
-            print(f"{'VERDICT':<14} {'TESTS':>7} {'RUN ms':>7}  EXERCISE")
-            for directory, result in results:
-                passed = sum(1 for t in result.tests if t.status.value == "pass")
-                print(
-                    f"{result.status.value:<14} {passed:>3}/{len(result.tests):<3} "
-                    f"{result.timing.run_ms:>7}  {directory}"
-                )
-            n_ok = sum(1 for _, r in results if r.status.value == "passed")
-            print(f"{n_ok} of {len(results)} passed")
+            _print_summary(results, args.raw)
         if any(r.status.value == "internal_error" for _, r in results):
             return EXIT_INTERNAL
         return EXIT_OK if all(r.status.value == "passed" for _, r in results) else EXIT_NOT_PASSED
@@ -317,16 +361,16 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     sub = Submission(doc, wait=wait, stream=args.stream, timeout=args.timeout,
                      reply_queue=args.reply_queue)  # fmt: skip
     try:
-        result = run_submit(settings, sub)
+        result = run_submit(settings, sub, raw=args.raw)
     except SubmitError as exc:
         raise InternalError(str(exc)) from None
     if result is None:
-        print(doc.get("id"))
+        print(shown(args.raw)(str(doc.get("id"))))
         return EXIT_OK
     if args.json:
         print(result.to_json())
     else:
-        print(render_result(result, color=sys.stdout.isatty()))
+        print(render_result(result, color=sys.stdout.isatty(), raw=args.raw))
     return EXIT_OK if result.status.value == "passed" else EXIT_NOT_PASSED
 
 
@@ -342,6 +386,9 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError("must be positive")
     return value
+
+
+_RAW_HELP = "print output and messages untouched, control characters included (default: escaped)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -360,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dirs", nargs="+", metavar="DIR", help="exercise directory")
     p.add_argument("--language", default="python", help="language image (default: python)")
     p.add_argument("--json", action="store_true", help="print only result documents (JSON)")
+    p.add_argument("--raw", action="store_true", help=_RAW_HELP)
     p.add_argument("--command", help="run this command instead of the tests (command mode)")
     p.add_argument("--stdin", metavar="FILE", help="command mode: feed FILE to stdin")
     p.add_argument(
@@ -408,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="wait for the result and print it")
     p.add_argument("--stream", action="store_true", help="print the output live (implies --wait)")
     p.add_argument("--json", action="store_true", help="print the result document (implies --wait)")
+    p.add_argument("--raw", action="store_true", help=_RAW_HELP)
     p.add_argument("--timeout", type=_positive_float, default=120.0, metavar="S",
                    help="give up waiting after S seconds (default: 120)")  # fmt: skip
     p.add_argument("--reply-queue", metavar="NAME|URL",

@@ -19,6 +19,7 @@ from typing import Any
 from sandboxd.config import Settings
 from sandboxd.models import EVENT_SCHEMA, RESULT_SCHEMA, Result, Verdict
 from sandboxd.sqs import LOOPBACK, QueueClient, QueueError
+from sandboxd.terminal import escape, escape_line
 
 
 class SubmitError(Exception):
@@ -159,13 +160,20 @@ def print_output(stream: str, text: str) -> None:
     target.flush()
 
 
-def run_submit(settings: Settings, sub: Submission) -> Result | None:
-    """Synchronous entry for the CLI."""
+def print_escaped(stream: str, text: str) -> None:
+    """The learner's output with every control sequence shown, not obeyed. Events carry
+    text the daemon already decoded, so no character is split across two of them."""
+    print_output(stream, escape(text))
+
+
+def run_submit(settings: Settings, sub: Submission, *, raw: bool = False) -> Result | None:
+    """Synchronous entry for the CLI; `raw` prints the streamed output untouched."""
     return asyncio.run(
         submit(
             settings,
             sub,
-            on_output=print_output,
-            progress=lambda line: print(line, file=sys.stderr, flush=True),
+            on_output=print_output if raw else print_escaped,
+            # Our own lines, but they quote the job's id and queue URLs: one line, escaped.
+            progress=lambda line: print(escape_line(line), file=sys.stderr, flush=True),
         )
     )

@@ -7,9 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import hostile_exercises as hostile
 import pytest
 
-from sandboxd.cli import UsageError, job_from_dir
+from sandboxd.cli import UsageError, _LiveOutput, _print_summary, job_from_dir, render_result
+from sandboxd.models import Result
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "python"
@@ -19,6 +21,13 @@ def sandboxd(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
     return subprocess.run(
         [sys.executable, "-m", "sandboxd", *args],
         capture_output=True, text=True, input=stdin, cwd=ROOT, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def sandboxd_bytes(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "sandboxd", *args],
+        capture_output=True, cwd=ROOT, timeout=120, check=False,
     )  # fmt: skip
 
 
@@ -90,3 +99,95 @@ def test_wall_limit_flag_applies(tmp_path: Path) -> None:
     assert proc.returncode == 1
     doc = json.loads(proc.stdout)
     assert doc["status"] == "timeout" and doc["message"].startswith("Time limit of 1 s")
+
+
+# -- what reaches the author's terminal ------------------------------------------------------
+
+OSC52_CLEAR = hostile.OSC52_CLEAR
+HOSTILE = Result.model_validate(
+    {
+        "id": "x",
+        "status": "failed",
+        "message": "1 of 1 test did not pass.\x1b]0;title\x07",
+        "tests": [
+            {"name": "t \u202eevil", "status": "fail", "message": f"boom {OSC52_CLEAR}\rover"},
+        ],
+    }
+)
+
+
+def test_render_result_escapes_names_and_messages() -> None:
+    """A test's name and message and the verdict message show their control sequences."""
+    text = render_result(HOSTILE, color=False)
+    assert "\x1b" not in text and "\u202e" not in text and "\r" not in text
+    assert "  FAIL  t \\u202eevil" in text
+    assert "boom \\x1b]52;c;aGk=\\x07\\x1b[2J\\rover" in text
+    assert "FAILED: 1 of 1 test did not pass.\\x1b]0;title\\x07 (run" in text
+
+
+def test_render_result_keeps_our_colours_only() -> None:
+    """On a TTY our colour codes stay while the learner's escape sequences are shown."""
+    text = render_result(HOSTILE, color=True)
+    assert "\x1b[31mFAIL\x1b[0m" in text and "\x1b[1;31mFAILED\x1b[0m" in text
+    ours_removed = text.replace("\x1b[31m", "").replace("\x1b[1;31m", "").replace("\x1b[0m", "")
+    assert "\x1b" not in ours_removed and ours_removed == render_result(HOSTILE, color=False)
+
+
+def test_render_result_raw_is_untouched() -> None:
+    """--raw prints names and messages exactly as they came."""
+    text = render_result(HOSTILE, color=False, raw=True)
+    assert f"boom {OSC52_CLEAR}\rover" in text and "t \u202eevil" in text
+
+
+def test_summary_table_escapes_directory_names(capsys: pytest.CaptureFixture[str]) -> None:
+    """The multi-DIR table shows an exercise directory's odd name escaped."""
+    _print_summary([(Path("ex\x1b[2J"), HOSTILE)], raw=False)
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "ex\\x1b[2J" in out
+
+
+def test_live_output_decodes_across_chunks(capsys: pytest.CaptureFixture[str]) -> None:
+    """Streamed chunks that split a character show it once, with ESC escaped, per stream."""
+    live = _LiveOutput(raw=False)
+    snowman = "☃".encode()
+    live("stdout", b"\x1b[2J" + snowman[:2])
+    live("stderr", b"err")  # another stream between the halves does not disturb the decoder
+    live("stdout", snowman[2:] + b"\xe2")
+    live.close()
+    out, err = capsys.readouterr()
+    assert out == "\\x1b[2J☃\ufffd" and err == "err"
+
+
+def test_error_line_stays_one_escaped_line(tmp_path: Path) -> None:
+    """An error quoting a name with a newline and ESC is still one line, escaped."""
+    proc = sandboxd_bytes("run", str(tmp_path / "a\nb\x1b[2J"))
+    assert proc.returncode == 2
+    assert proc.stderr.count(b"\n") == 1 and b"\x1b" not in proc.stderr
+    assert b"a\\nb\\x1b[2J: not a directory" in proc.stderr
+
+
+@pytest.mark.docker
+def test_run_escapes_what_the_learner_prints(tmp_path: Path) -> None:
+    """`sandboxd run DIR` shows the streamed output, test name and message escaped: no ESC."""
+    proc = sandboxd_bytes("run", str(hostile.terminal_escapes(tmp_path / "hx")))
+    assert proc.returncode == 1, proc.stderr
+    out = proc.stdout.decode()
+    assert not any(ord(ch) < 0x20 and ch not in "\n\t" for ch in out), out
+    assert "\u202e" not in out
+    assert f"{hostile.ESCAPED_OSC52_CLEAR}\n" in out, "the streamed output, escaped"
+    assert f"  FAIL  {hostile.ESCAPED_TEST_NAME}\n" in out
+    assert f"          {hostile.ESCAPED_MESSAGE}\n" in out
+
+
+@pytest.mark.docker
+def test_run_raw_passes_the_stream_through(tmp_path: Path) -> None:
+    """With --raw the learner's bytes arrive untouched, and --json stays exact JSON."""
+    exercise = str(hostile.terminal_escapes(tmp_path / "hx"))
+    proc = sandboxd_bytes("run", exercise, "--raw")
+    assert proc.returncode == 1, proc.stderr
+    assert f"{hostile.OSC52_CLEAR}\n".encode() in proc.stdout
+    assert f"  FAIL  {hostile.TEST_NAME}\n".encode() in proc.stdout
+    doc = json.loads(sandboxd_bytes("run", exercise, "--json").stdout)
+    assert doc["stdout"].startswith(f"{hostile.OSC52_CLEAR}\n")
+    assert doc["tests"][0]["name"] == hostile.TEST_NAME
+    assert doc["tests"][0]["message"].startswith(hostile.MESSAGE)

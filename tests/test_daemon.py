@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import hostile_exercises as hostile
 import pytest
 from daemon_process import (
     REPO,
@@ -198,6 +199,27 @@ def test_submit_cli_is_a_working_client(shared: Drill) -> None:
     assert proc.returncode == 0, proc.stderr.decode() + out
     assert "3 passed" in out, "the runner's output was streamed"
     assert "PASSED: All 3 tests passed." in out
+
+
+def test_submit_cli_escapes_the_learners_output_unless_raw(shared: Drill, tmp_path: Path) -> None:
+    """`sandboxd submit --stream` shows control sequences escaped; --raw passes them through."""
+    env = {**shared.env, "SANDBOXD_HTTP_ADDR": f"127.0.0.1:{free_port()}"}
+    exercise = str(hostile.terminal_escapes(tmp_path / "hx"))
+
+    def submit(*flags: str) -> bytes:
+        proc = subprocess.run(
+            [sys.executable, "-m", "sandboxd", "submit", exercise, "--stream", *flags],
+            cwd=REPO, env=env, capture_output=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 1, proc.stderr.decode()
+        return proc.stdout
+
+    out = submit().decode()
+    assert not any(ord(ch) < 0x20 and ch not in "\n\t" for ch in out), out
+    assert f"{hostile.ESCAPED_OSC52_CLEAR}\n" in out and hostile.ESCAPED_TEST_NAME in out
+    assert hostile.ESCAPED_MESSAGE in out
+    raw = submit("--raw")
+    assert f"{hostile.OSC52_CLEAR}\n".encode() in raw and hostile.TEST_NAME.encode() in raw
 
 
 # -- bad input never stops the loop ----------------------------------------------------------
