@@ -8,11 +8,11 @@ the label `sandboxd.language-config`, written at build time from
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 import aiodocker
 
-from sandboxd.images import LABEL_CONFIG, LABEL_IMAGE, REPO_PREFIX
+from sandboxd.images import LABEL_CONFIG, LABEL_IMAGE, REPO_PREFIX, languages
 from sandboxd.limits import DEFAULT_MAXIMA, Limits, clamp
 from sandboxd.models import LimitsRequest
 from sandboxd.sandbox import SandboxSpec
@@ -20,6 +20,27 @@ from sandboxd.sandbox import SandboxSpec
 
 class UnknownLanguage(LookupError):
     pass
+
+
+class ImageInspector(Protocol):
+    async def inspect(self, name: str) -> dict[str, Any]: ...
+
+
+class ImageSource(Protocol):
+    """What load_spec needs of the engine (aiodocker.Docker is one)."""
+
+    @property
+    def images(self) -> ImageInspector: ...
+
+
+def missing_image_message(language: str, image: str, recipes: list[str]) -> str:
+    """Why `language` has no image, and what to do: build it, or pick one that exists. Pure."""
+    if language in recipes:
+        return (
+            f"no image for language {language!r} ({image}); build it with "
+            f"`sandboxd images build {language}`"
+        )
+    return f"unknown language {language!r} (known: {', '.join(recipes) or 'none'})"
 
 
 def image_for(language: str) -> str:
@@ -46,17 +67,15 @@ def spec_from_labels(
 
 
 async def load_spec(
-    docker: aiodocker.Docker, language: str, maxima: Limits = DEFAULT_MAXIMA
+    docker: ImageSource, language: str, maxima: Limits = DEFAULT_MAXIMA
 ) -> SandboxSpec:
-    """The spec of `language`'s image, or UnknownLanguage saying how to build it."""
+    """The spec of `language`'s image, or UnknownLanguage saying how to build it, or, when
+    this checkout has no recipe for it either, which languages there are."""
     image = image_for(language)
     try:
         info = await docker.images.inspect(image)
     except aiodocker.DockerError:
-        raise UnknownLanguage(
-            f"no image for language {language!r} ({image}); build it with "
-            f"`sandboxd images build {language}`"
-        ) from None
+        raise UnknownLanguage(missing_image_message(language, image, languages())) from None
     labels = (info.get("Config") or {}).get("Labels") or {}
     if labels.get(LABEL_IMAGE) != language:
         raise UnknownLanguage(f"image {image} is not a sandboxd {language} image")

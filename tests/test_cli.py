@@ -11,6 +11,7 @@ import hostile_exercises as hostile
 import pytest
 
 from sandboxd.cli import UsageError, _LiveOutput, _print_summary, job_from_dir, render_result
+from sandboxd.images import languages
 from sandboxd.models import Result
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,8 +58,16 @@ def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
     assert proc.stderr.strip().count("\n") == 0 and "not a directory" in proc.stderr
     proc = sandboxd("run", str(tmp_path), "--stdin", "x")
     assert proc.returncode == 2 and "--command" in proc.stderr
-    proc = sandboxd("run", str(tmp_path), "--language", "cobol")
-    assert proc.returncode == 2 and "cobol" in proc.stderr and "images build" in proc.stderr
+
+
+@pytest.mark.docker
+def test_unknown_language_lists_the_known_ones(tmp_path: Path) -> None:
+    """`--language ruby` (no recipe, no image) exits 2 naming the languages there are."""
+    proc = sandboxd("run", str(tmp_path), "--language", "ruby")
+    assert proc.returncode == 2
+    known = ", ".join(languages())  # python today; a new language folder adds itself
+    assert "python" in known
+    assert proc.stderr == f"sandboxd: unknown language 'ruby' (known: {known})\n"
 
 
 def test_command_mode_right_answer_exits_0(tmp_path: Path) -> None:
