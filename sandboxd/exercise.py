@@ -46,7 +46,10 @@ def read_exercise(directory: Path) -> list[LocalFile]:
     inside the directory; any other symlink, and anything not a regular file, is refused.
     """
     real = Path(os.path.realpath(directory))
-    root_fd = os.open(real, _DIR_FLAGS)
+    try:
+        root_fd = os.open(real, _DIR_FLAGS)
+    except OSError as exc:
+        raise ExerciseError(f"{directory}: {exc.strerror}") from None
     try:
         reader = _Reader(directory, real, root_fd)
         reader.walk(root_fd, PurePosixPath())
