@@ -7,9 +7,7 @@ off a daemon get one of their own.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,6 +22,7 @@ from daemon_process import (
     REPO,
     DaemonProcess,
     daemon_env,
+    end_embedded_server,
     free_port,
     job_doc,
     make_queues,
@@ -48,7 +47,19 @@ class Drill:
         self.sqs = boto3_client(server_url)
         self.queues = make_queues(self.sqs, self.suffix)
         self.env = daemon_env(server_url, self.suffix, tmp / f"state-{self.suffix}", **env)
-        self.daemon = DaemonProcess(self.env, tmp / f"daemon-{self.suffix}.log")
+        self._daemons: list[DaemonProcess] = []
+        self.daemon = self.new_daemon(tmp / f"daemon-{self.suffix}.log")
+
+    def new_daemon(self, log_path: Path | None = None) -> DaemonProcess:
+        """A daemon (not started) on this drill's queues, stopped by `stop()`."""
+        daemon = DaemonProcess(self.env, log_path or self.daemon.log_path)
+        self._daemons.append(daemon)
+        return daemon
+
+    def stop(self) -> None:
+        """Stop every daemon this drill made, whichever of them the test replaced."""
+        for daemon in self._daemons:
+            daemon.stop()
 
     def send(self, body: str) -> None:
         self.sqs.send_message(QueueUrl=self.queues["jobs"], MessageBody=body)
@@ -74,16 +85,20 @@ class Drill:
 @pytest.fixture(scope="module")
 def shared(sqs_server: EmbeddedSQS, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drill]:
     drill = Drill(sqs_server.endpoint_url, tmp_path_factory.mktemp("daemon"))
-    drill.daemon.start().wait_ready()
-    yield drill
-    drill.daemon.stop()
+    try:
+        drill.daemon.start().wait_ready()
+        yield drill
+    finally:
+        drill.stop()
 
 
 @pytest.fixture
 def own(sqs_server: EmbeddedSQS, tmp_path: Path) -> Iterator[Drill]:
     drill = Drill(sqs_server.endpoint_url, tmp_path)
-    yield drill
-    drill.daemon.stop()
+    try:
+        yield drill
+    finally:
+        drill.stop()
 
 
 # -- the happy path ------------------------------------------------------------------------
@@ -326,8 +341,7 @@ def test_kill_9_mid_job_then_restart_gives_exactly_one_result(own: Drill) -> Non
     own.daemon.wait_exit(10)
     # A new daemon process on the same host: removes the dead one's sandboxes, and runs
     # the job once its message becomes visible again (visibility timeout 4 s).
-    restarted = DaemonProcess(own.env, own.daemon.log_path)
-    own.daemon = restarted
+    restarted = own.daemon = own.new_daemon()
     restarted.start().wait_ready()
     got = receive_all(own.sqs, own.queues["results"], 60, until=lambda m: results_for(m, job_id))
     first = results_for(got, job_id)
@@ -357,8 +371,9 @@ def test_sqs_outage_under_a_running_daemon(tmp_path: Path) -> None:
     port = free_port()
     server = EmbeddedSQS(port=port, log_path=tmp_path / "moto.log")
     server.start()
-    drill = Drill(server.endpoint_url, tmp_path)
+    drill: Drill | None = None
     try:
+        drill = Drill(server.endpoint_url, tmp_path)
         drill.daemon.start().wait_ready()
         job_id = f"outage-{uuid.uuid4().hex[:8]}"
         drill.send(job_doc(job_id, {"m.py": "import time\ntime.sleep(2)\nprint('held')\n"},
@@ -376,7 +391,8 @@ def test_sqs_outage_under_a_running_daemon(tmp_path: Path) -> None:
         assert result["status"] == "passed" and result["stdout"] == "held\n"
         drill.daemon.wait_ready(60)
     finally:
-        drill.daemon.stop()
+        if drill is not None:
+            drill.stop()
         server.stop()
 
 
@@ -406,6 +422,7 @@ def test_serve_with_embedded_sqs_answers_and_stops_cleanly(tmp_path: Path) -> No
             client.list_queues()
     finally:
         daemon.stop()
+        end_embedded_server(tmp_path / "state")  # should the daemon have died without it
 
 
 def test_a_second_signal_gives_the_job_back_at_once(own: Drill) -> None:
@@ -504,10 +521,7 @@ def test_embedded_server_outlives_a_crashed_daemon_and_is_taken_over(tmp_path: P
     finally:
         first.stop()
         second.stop()
-        leftover = tmp_path / "state" / "embedded-sqs.pid"
-        if leftover.exists():  # the server our first daemon started, by its recorded pid
-            with contextlib.suppress(OSError, ValueError):
-                os.kill(int(leftover.read_text().split()[0]), signal.SIGKILL)
+        end_embedded_server(tmp_path / "state")  # left by the first if the second failed
 
 
 def test_http_answers_while_sqs_is_unreachable_at_start(tmp_path: Path) -> None:
@@ -534,3 +548,15 @@ def test_reply_to_the_jobs_queue_is_refused(shared: Drill) -> None:
     assert "not the jobs or dead-letter queue" in result["message"]
     time.sleep(1)
     assert shared.queue_count("jobs") == 0, "nothing was sent back into the jobs queue"
+
+
+def test_a_daemon_that_never_gets_ready_is_stopped(tmp_path: Path) -> None:
+    """When `wait_ready()` gives up, the daemon it waited for is no longer running."""
+    env = daemon_env(f"http://127.0.0.1:{free_port()}", uuid.uuid4().hex[:8], tmp_path)
+    daemon = DaemonProcess(env, tmp_path / "daemon.log").start()
+    try:
+        with pytest.raises(AssertionError, match="not ready"):
+            daemon.wait_ready(timeout=2)
+        assert daemon.proc is not None and daemon.proc.poll() is not None, "still running"
+    finally:
+        daemon.stop()

@@ -285,8 +285,12 @@ async def test_client_must_be_open_and_embedded_needs_an_endpoint(sqs_settings: 
 def test_embedded_refuses_a_port_in_use(sqs_server: EmbeddedSQS) -> None:
     """A second server on a taken port fails with a message naming the port and the fix."""
     assert sqs_server.port is not None
-    with pytest.raises(EmbeddedSQSError) as caught:
-        EmbeddedSQS(port=sqs_server.port).start()
+    second = EmbeddedSQS(port=sqs_server.port)
+    try:
+        with pytest.raises(EmbeddedSQSError) as caught:
+            second.start()
+    finally:
+        second.stop()  # should it have started after all
     message = str(caught.value)
     assert f"127.0.0.1:{sqs_server.port} is already in use" in message
     assert "SANDBOXD_EMBEDDED_SQS_PORT" in message
@@ -299,9 +303,12 @@ def test_embedded_refuses_a_port_held_by_any_listener() -> None:
         listener.listen()
         port = listener.getsockname()[1]
         server = EmbeddedSQS(port=port)
-        with pytest.raises(EmbeddedSQSError, match=f"127.0.0.1:{port} is already in use"):
-            server.start()
-        assert server.pid is None and server.port is None
+        try:
+            with pytest.raises(EmbeddedSQSError, match=f"127.0.0.1:{port} is already in use"):
+                server.start()
+            assert server.pid is None and server.port is None
+        finally:
+            server.stop()  # should it have started after all
 
 
 def test_stop_is_idempotent_and_ends_the_process(tmp_path: Path) -> None:
