@@ -2,11 +2,13 @@
 
 `load_settings()` is the entry point: it turns any bad value into one `ConfigError` line
 naming the variable, so an operator sees `SANDBOXD_MAX_PIDS: must be greater than 0
-(got '-1')` rather than a pydantic dump.
+(got '-1')` rather than a pydantic dump. A `SANDBOXD_*` variable that nothing reads is
+most likely a misspelt setting: it gets a warning naming the closest real one.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
@@ -295,8 +297,39 @@ def _use_environ(env: Mapping[str, str] | None) -> Iterator[None]:
         _environ.reset(token)
 
 
+# `SANDBOXD_*` variables that are not settings but are read elsewhere: not misspellings.
+OTHER_VARIABLES: dict[str, str] = {
+    "SANDBOXD_HOME": "where images/ and runners/ live (sandboxd.images.project_root)",
+    "SANDBOXD_EVENTS": "the Python runner's events file, set inside a sandbox (runners/python)",
+}
+
+
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """A warning for each `SANDBOXD_*` variable in `env` that nothing reads, naming the
+    closest variable that is read, if one is close."""
+    settings = [env_name(field) for field in Settings.model_fields]
+    known = [*settings, *OTHER_VARIABLES]
+    warnings: list[str] = []
+    for name in sorted(env):
+        # Any case: `sandboxd_pool_sizes` is ignored just as silently as a typo.
+        if not name.upper().startswith(ENV_PREFIX) or name in known:
+            continue
+        # Compared without the prefix every name shares, which would make any two close.
+        suffixes = [k.removeprefix(ENV_PREFIX) for k in known]
+        close = difflib.get_close_matches(name.upper().removeprefix(ENV_PREFIX), suffixes, n=1)
+        hint = f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""
+        warnings.append(f"{name} is not a setting{hint}")
+    return warnings
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from `env` (default: `os.environ`), or `ConfigError` naming the variable."""
+    """Settings from `env` (default: `os.environ`), or `ConfigError` naming the variable.
+
+    Unknown `SANDBOXD_*` variables are logged as warnings first, so that a misspelling
+    shows even next to the error it causes.
+    """
+    for warning in unknown_variables(os.environ if env is None else env):
+        log.warning("%s", warning)
     try:
         with _use_environ(env):
             settings = Settings()
