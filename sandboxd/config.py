@@ -42,6 +42,10 @@ _LANGUAGE_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 # with the variable's name rather than at the first SQS call.
 _REGION_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
+# The dead-letter queue embedded mode creates (and points the jobs queue's redrive at)
+# when `SANDBOXD_DEAD_LETTER_QUEUE` is not set.
+EMBEDDED_DEAD_LETTER_QUEUE = "sandboxd-jobs-dlq"
+
 # The environment `load_settings(env)` asked for; None means `os.environ`. A context
 # variable rather than a global so concurrent loads (tests) cannot see each other's env.
 _environ: ContextVar[Mapping[str, str] | None] = ContextVar("sandboxd_environ", default=None)
@@ -97,7 +101,9 @@ class Settings(BaseSettings):
     embedded_sqs_port: int = Field(default=9324, ge=1, le=65535)
     jobs_queue: str = "sandboxd-jobs"
     results_queue: str = "sandboxd-results"
-    dead_letter_queue: str = "sandboxd-jobs-dlq"
+    # Unset: the jobs queue's redrive target (aws), or EMBEDDED_DEAD_LETTER_QUEUE (embedded).
+    # Set: overrides the redrive target for what the daemon itself dead-letters.
+    dead_letter_queue: str | None = None
     max_receive_count: int = Field(default=3, ge=1, le=1000)  # SQS's own bounds
     # SANDBOXD_REGION, else the standard AWS_REGION / AWS_DEFAULT_REGION, else us-east-1.
     region: str = Field(default_factory=lambda: _aws_region_default(), min_length=1)
@@ -140,7 +146,9 @@ class Settings(BaseSettings):
 
     @field_validator("jobs_queue", "results_queue", "dead_letter_queue")
     @classmethod
-    def _queue_name_or_url(cls, value: str, info: ValidationInfo) -> str:
+    def _queue_name_or_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
         if is_queue_url(value):
             # The embedded server's URLs depend on the port it got; a URL here would point
             # the daemon at some other server, so embedded mode takes names only.
@@ -232,6 +240,11 @@ class Settings(BaseSettings):
         if visibility is not None and value >= visibility:
             raise ValueError(f"must be less than {env_name('visibility_timeout')} ({visibility})")
         return value
+
+    @property
+    def embedded_dead_letter_queue(self) -> str:
+        """The dead-letter queue embedded mode creates."""
+        return self.dead_letter_queue or EMBEDDED_DEAD_LETTER_QUEUE
 
     @property
     def embedded_sqs_log(self) -> Path:

@@ -59,7 +59,8 @@ def job_doc(job_id: str | None = None, files: dict[str, str] | None = None, **fi
 
 
 def daemon_env(endpoint: str, suffix: str, state_dir: Path, **extra: str) -> dict[str, str]:
-    """The environment of a daemon on `endpoint` (an SQS server the test owns)."""
+    """The environment of a daemon on `endpoint` (an SQS server the test owns). No
+    dead-letter queue is named: the daemon takes the jobs queue's redrive target."""
     keep = ("PATH", "HOME", "LANG", "DOCKER_HOST", "VIRTUAL_ENV")
     env = {k: v for k, v in os.environ.items() if k in keep}
     env.update(
@@ -71,7 +72,6 @@ def daemon_env(endpoint: str, suffix: str, state_dir: Path, **extra: str) -> dic
             "SANDBOXD_REGION": "us-east-1",
             "SANDBOXD_JOBS_QUEUE": f"jobs-{suffix}",
             "SANDBOXD_RESULTS_QUEUE": f"results-{suffix}",
-            "SANDBOXD_DEAD_LETTER_QUEUE": f"dlq-{suffix}",
             "SANDBOXD_HTTP_ADDR": f"127.0.0.1:{free_port()}",
             "SANDBOXD_POOL_SIZES": "python=1",
             "SANDBOXD_VISIBILITY_TIMEOUT": "4",

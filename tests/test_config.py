@@ -34,11 +34,9 @@ def test_defaults() -> None:
     settings = load_settings({})
     assert settings.sqs == "embedded"
     assert settings.embedded_sqs_port == 9324
-    assert (settings.jobs_queue, settings.results_queue, settings.dead_letter_queue) == (
-        "sandboxd-jobs",
-        "sandboxd-results",
-        "sandboxd-jobs-dlq",
-    )
+    assert (settings.jobs_queue, settings.results_queue) == ("sandboxd-jobs", "sandboxd-results")
+    assert settings.dead_letter_queue is None, "unset: the jobs queue's redrive target"
+    assert settings.embedded_dead_letter_queue == "sandboxd-jobs-dlq"
     assert settings.max_receive_count == 3
     assert settings.region == "us-east-1"
     assert (settings.http_host, settings.http_port) == ("127.0.0.1", 8700)
@@ -82,7 +80,7 @@ def test_reads_every_field_from_its_variable() -> None:
     assert settings.sqs == "aws"
     assert settings.embedded_sqs_port == 9325
     assert settings.jobs_queue == "https://sqs.eu-west-1.amazonaws.com/1/jobs"
-    assert settings.dead_letter_queue == "dead_letters"
+    assert settings.dead_letter_queue == settings.embedded_dead_letter_queue == "dead_letters"
     assert settings.max_receive_count == 7
     assert settings.region == "eu-west-1"
     assert settings.embedded_sqs_log == Path("/var/lib/sandboxd/embedded-sqs.log")

@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 from sqs_fixtures import boto3_client
 
 from sandboxd.models import JobRejected, parse_job
-from sandboxd.sqs import EmbeddedSQS
+from sandboxd.sqs import EmbeddedSQS, queue_name
 
 pytestmark = pytest.mark.docker
 
@@ -402,7 +402,7 @@ def test_serve_with_embedded_sqs_answers_and_stops_cleanly(tmp_path: Path) -> No
     sqs_port = free_port()
     env = daemon_env("unused", uuid.uuid4().hex[:8], tmp_path / "state")
     for key in ("SANDBOXD_SQS", "AWS_ENDPOINT_URL_SQS", "SANDBOXD_JOBS_QUEUE",
-                "SANDBOXD_RESULTS_QUEUE", "SANDBOXD_DEAD_LETTER_QUEUE"):  # fmt: skip
+                "SANDBOXD_RESULTS_QUEUE"):  # fmt: skip
         env.pop(key)
     env["SANDBOXD_EMBEDDED_SQS_PORT"] = str(sqs_port)
     daemon = DaemonProcess(env, tmp_path / "daemon.log")
@@ -412,6 +412,10 @@ def test_serve_with_embedded_sqs_answers_and_stops_cleanly(tmp_path: Path) -> No
         client = boto3_client(f"http://127.0.0.1:{sqs_port}")
         jobs = client.get_queue_url(QueueName="sandboxd-jobs")["QueueUrl"]
         results = client.get_queue_url(QueueName="sandboxd-results")["QueueUrl"]
+        dlq = client.get_queue_url(QueueName="sandboxd-jobs-dlq")["QueueUrl"]
+        redrive = client.get_queue_attributes(QueueUrl=jobs, AttributeNames=["RedrivePolicy"])
+        target = json.loads(redrive["Attributes"]["RedrivePolicy"])["deadLetterTargetArn"]
+        assert target.rsplit(":", 1)[-1] == queue_name(dlq) == "sandboxd-jobs-dlq"
         job_id = f"embedded-{uuid.uuid4().hex[:8]}"
         client.send_message(QueueUrl=jobs, MessageBody=job_doc(job_id))
         got = receive_all(client, results, 60, until=lambda m: results_for(m, job_id))
@@ -560,3 +564,45 @@ def test_a_daemon_that_never_gets_ready_is_stopped(tmp_path: Path) -> None:
         assert daemon.proc is not None and daemon.proc.poll() is not None, "still running"
     finally:
         daemon.stop()
+
+
+def test_a_daemon_dead_letters_to_the_jobs_queues_redrive_target(
+    sqs_server: EmbeddedSQS, tmp_path: Path
+) -> None:
+    """With no SANDBOXD_DEAD_LETTER_QUEUE, a daemon on `orders-jobs` (redriving to
+    `orders-jobs-dlq`) gets ready and sends an unreadable message to that queue."""
+    suffix = uuid.uuid4().hex[:8]
+    client = boto3_client(sqs_server.endpoint_url)
+    dlq = client.create_queue(QueueName=f"orders-jobs-{suffix}-dlq")["QueueUrl"]
+    arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])
+    policy = {"deadLetterTargetArn": arn["Attributes"]["QueueArn"], "maxReceiveCount": "3"}
+    jobs = client.create_queue(
+        QueueName=f"orders-jobs-{suffix}", Attributes={"RedrivePolicy": json.dumps(policy)}
+    )["QueueUrl"]
+    client.create_queue(QueueName=f"orders-results-{suffix}")
+    env = daemon_env(sqs_server.endpoint_url, suffix, tmp_path / "state")
+    env["SANDBOXD_JOBS_QUEUE"] = f"orders-jobs-{suffix}"
+    env["SANDBOXD_RESULTS_QUEUE"] = f"orders-results-{suffix}"
+    assert "SANDBOXD_DEAD_LETTER_QUEUE" not in env
+    with DaemonProcess(env, tmp_path / "daemon.log").start() as daemon:
+        daemon.wait_ready()
+        client.send_message(QueueUrl=jobs, MessageBody="not a job")
+        got = client.receive_message(QueueUrl=dlq, WaitTimeSeconds=20)
+        assert [m["Body"] for m in got.get("Messages", [])] == ["not a job"], daemon.log()
+
+
+def test_a_daemon_with_nowhere_to_dead_letter_does_not_start(
+    sqs_server: EmbeddedSQS, tmp_path: Path
+) -> None:
+    """No redrive policy on the jobs queue and no SANDBOXD_DEAD_LETTER_QUEUE: exit 1 with
+    one line saying so."""
+    suffix = uuid.uuid4().hex[:8]
+    client = boto3_client(sqs_server.endpoint_url)
+    client.create_queue(QueueName=f"jobs-{suffix}")
+    client.create_queue(QueueName=f"results-{suffix}")
+    env = daemon_env(sqs_server.endpoint_url, suffix, tmp_path / "state")
+    with DaemonProcess(env, tmp_path / "daemon.log").start() as daemon:
+        assert daemon.wait_exit(60) == 1, daemon.log()
+        [line] = [line for line in daemon.log().splitlines() if line.startswith("sandboxd: ")]
+        assert f"'jobs-{suffix}' has no redrive policy" in line
+        assert "SANDBOXD_DEAD_LETTER_QUEUE is not set" in line
