@@ -332,8 +332,10 @@ def _load_settings() -> Any:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from sandboxd.daemon import configure_logging, serve
 
-    settings = _load_settings()
+    # Logging first: what loading the settings warns about is then one of the daemon's
+    # JSON log lines, not a line in another format ahead of them.
     configure_logging(logging.DEBUG if args.verbose else logging.INFO)
+    settings = _load_settings()
     return asyncio.run(serve(settings))
 
 

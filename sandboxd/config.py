@@ -2,11 +2,13 @@
 
 `load_settings()` is the entry point: it turns any bad value into one `ConfigError` line
 naming the variable, so an operator sees `SANDBOXD_MAX_PIDS: must be greater than 0
-(got '-1')` rather than a pydantic dump.
+(got '-1')` rather than a pydantic dump. A `SANDBOXD_*` variable that nothing reads is
+most likely a misspelt setting: it gets a warning naming the closest real one.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
@@ -39,6 +41,10 @@ _LANGUAGE_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 # What botocore itself accepts as a region name; checked here so a typo fails at start-up
 # with the variable's name rather than at the first SQS call.
 _REGION_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+# The dead-letter queue embedded mode creates (and points the jobs queue's redrive at)
+# when `SANDBOXD_DEAD_LETTER_QUEUE` is not set.
+EMBEDDED_DEAD_LETTER_QUEUE = "sandboxd-jobs-dlq"
 
 # The environment `load_settings(env)` asked for; None means `os.environ`. A context
 # variable rather than a global so concurrent loads (tests) cannot see each other's env.
@@ -95,7 +101,9 @@ class Settings(BaseSettings):
     embedded_sqs_port: int = Field(default=9324, ge=1, le=65535)
     jobs_queue: str = "sandboxd-jobs"
     results_queue: str = "sandboxd-results"
-    dead_letter_queue: str = "sandboxd-jobs-dlq"
+    # Unset: the jobs queue's redrive target (aws), or EMBEDDED_DEAD_LETTER_QUEUE (embedded).
+    # Set: overrides the redrive target for what the daemon itself dead-letters.
+    dead_letter_queue: str | None = None
     max_receive_count: int = Field(default=3, ge=1, le=1000)  # SQS's own bounds
     # SANDBOXD_REGION, else the standard AWS_REGION / AWS_DEFAULT_REGION, else us-east-1.
     region: str = Field(default_factory=lambda: _aws_region_default(), min_length=1)
@@ -138,7 +146,9 @@ class Settings(BaseSettings):
 
     @field_validator("jobs_queue", "results_queue", "dead_letter_queue")
     @classmethod
-    def _queue_name_or_url(cls, value: str, info: ValidationInfo) -> str:
+    def _queue_name_or_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
         if is_queue_url(value):
             # The embedded server's URLs depend on the port it got; a URL here would point
             # the daemon at some other server, so embedded mode takes names only.
@@ -232,6 +242,11 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def embedded_dead_letter_queue(self) -> str:
+        """The dead-letter queue embedded mode creates."""
+        return self.dead_letter_queue or EMBEDDED_DEAD_LETTER_QUEUE
+
+    @property
     def embedded_sqs_log(self) -> Path:
         """Where the embedded SQS server's output goes."""
         return self.state_dir / "embedded-sqs.log"
@@ -295,8 +310,39 @@ def _use_environ(env: Mapping[str, str] | None) -> Iterator[None]:
         _environ.reset(token)
 
 
+# `SANDBOXD_*` variables that are not settings but are read elsewhere: not misspellings.
+OTHER_VARIABLES: dict[str, str] = {
+    "SANDBOXD_HOME": "where images/ and runners/ live (sandboxd.images.project_root)",
+    "SANDBOXD_EVENTS": "the Python runner's events file, set inside a sandbox (runners/python)",
+}
+
+
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """A warning for each `SANDBOXD_*` variable in `env` that nothing reads, naming the
+    closest variable that is read, if one is close."""
+    settings = [env_name(field) for field in Settings.model_fields]
+    known = [*settings, *OTHER_VARIABLES]
+    warnings: list[str] = []
+    for name in sorted(env):
+        # Any case: `sandboxd_pool_sizes` is ignored just as silently as a typo.
+        if not name.upper().startswith(ENV_PREFIX) or name in known:
+            continue
+        # Compared without the prefix every name shares, which would make any two close.
+        suffixes = [k.removeprefix(ENV_PREFIX) for k in known]
+        close = difflib.get_close_matches(name.upper().removeprefix(ENV_PREFIX), suffixes, n=1)
+        hint = f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""
+        warnings.append(f"{name} is not a setting{hint}")
+    return warnings
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from `env` (default: `os.environ`), or `ConfigError` naming the variable."""
+    """Settings from `env` (default: `os.environ`), or `ConfigError` naming the variable.
+
+    Unknown `SANDBOXD_*` variables are logged as warnings first, so that a misspelling
+    shows even next to the error it causes.
+    """
+    for warning in unknown_variables(os.environ if env is None else env):
+        log.warning("%s", warning)
     try:
         with _use_environ(env):
             settings = Settings()

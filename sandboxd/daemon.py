@@ -34,8 +34,10 @@ from sandboxd.sqs import (
     QueueClient,
     QueueError,
     QueueNotFound,
+    QueueSetupError,
     QueueUrls,
     aws_cli_hint,
+    aws_queue_urls,
 )
 
 log = logging.getLogger(__name__)
@@ -298,13 +300,11 @@ class Daemon:
             if self.embedded is not None:
                 return await self.embedded.create_queues(s)
             try:
-                return QueueUrls(
-                    jobs=await queue.resolve(s.jobs_queue),
-                    results=await queue.resolve(s.results_queue),
-                    dead_letter=await queue.resolve(s.dead_letter_queue),
-                )
+                return await aws_queue_urls(queue, s)
             except QueueNotFound as exc:
                 raise StartupError(f"{exc} (with SANDBOXD_SQS=aws the queues must exist)") from None
+            except QueueSetupError as exc:
+                raise StartupError(str(exc)) from None
 
         urls: QueueUrls | None = await self._retrying("connecting to SQS", resolve)
         if urls is not None:

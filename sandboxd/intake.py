@@ -50,6 +50,10 @@ RETRY_BASE_SECONDS = 5
 RETRY_CAP_SECONDS = 300
 # How long a result we cannot send is retried before the next attempt (grows to the cap).
 SEND_BACKOFF_CAP_SECONDS = 10.0
+# A shutdown that lands while a result is being sent and its message deleted lets that
+# step finish for up to this long; past it (SQS away: the send would retry for ever) the
+# step is cut and the message goes back to the queue.
+FINAL_STEP_SECONDS = 10.0
 # Output events sent to a reply queue are coalesced over this period (SQS messages cost).
 STREAM_FLUSH_SECONDS = 0.2
 MAX_TEST_EVENTS = 100
@@ -132,6 +136,8 @@ class _Delivery:
     message: ReceivedMessage
     started: bool = False  # a sandbox was acquired: the job is running
     task: asyncio.Task[None] | None = None
+    # Answered and deleted: giving the message back now would have it run again.
+    settled: bool = False
 
 
 class Intake:
@@ -239,13 +245,15 @@ class Intake:
                 await self.abort()
 
     async def abort(self) -> None:
-        """Cancel every job now; each gives its message back to the queue."""
+        """Cancel every job now; each gives its message back to the queue, except one
+        whose result is being sent: that one finishes sending and deleting first."""
         self.stop_receiving()
         tasks = [d.task for d in self._deliveries.values() if d.task is not None]
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.wait(tasks, timeout=10)
+            # Long enough for a final step's deadline and the release that may follow it.
+            await asyncio.wait(tasks, timeout=FINAL_STEP_SECONDS + 10)
 
     # -- one message ------------------------------------------------------------------------
 
@@ -263,11 +271,17 @@ class Intake:
                 await self._process(delivery)
         except asyncio.CancelledError:
             # Stopping: the job goes back to the queue for another host (or our restart).
-            await asyncio.shield(self._release(message, 0))
+            if not delivery.settled:
+                await asyncio.shield(self._release(message, 0))
             raise
         except Exception:
-            log.exception("message %s: unexpected failure; it will be retried", message.message_id)
-            await self._release(message, self._retry_delay(message.receive_count))
+            if delivery.settled:
+                log.exception("message %s: unexpected failure after its answer", message.message_id)
+            else:
+                log.exception(
+                    "message %s: unexpected failure; it will be retried", message.message_id
+                )
+                await self._release(message, self._retry_delay(message.receive_count))
         finally:
             heartbeat.cancel()
             self._heartbeats.pop(message.receipt_handle, None)
@@ -304,8 +318,7 @@ class Intake:
         if stored is not None:
             self.metrics.duplicate_delivery()
             log.info("job %s: already answered by this host; sending the same result", job.id)
-            await self._send_result(reply, stored)
-            await self._delete(message)
+            await self._send_then_delete(message, reply, stored, what=f"job {job.id}: result")
             return
 
         reason = self.unavailable(job.pool_key)
@@ -425,9 +438,10 @@ class Intake:
             log.warning(
                 "message %s: %s; no job id: to the dead-letter queue", message.message_id, exc
             )
-            await self._send_result(self.urls.dead_letter, message.body, count=False)
-            self.metrics.dead_lettered()
-            await self._delete(message)
+            what = f"message {message.message_id}: dead letter"
+            dlq = self.urls.dead_letter
+            if await self._send_then_delete(message, dlq, message.body, what=what, count=False):
+                self.metrics.dead_lettered()
             return
         reply = self._reply_queue(exc.reply_to) or self.urls.results
         result = rejected(exc.job_id, exc.message, ctx)
@@ -446,15 +460,8 @@ class Intake:
             except OSError as exc:
                 # The store only spares a redelivery a second run; the answer goes out.
                 log.warning("job %s: result not stored: %s", result.id, exc)
-        try:
-            await self._send_result(reply, body)
-        except _Undeliverable as exc:
-            # Back to the queue: redeliveries fail the same way until SQS moves the
-            # message to the dead-letter queue, where someone can look at it.
-            log.error("job %s: result cannot be sent: %s", result.id, exc)
-            await self._release(message, self._retry_delay(result.attempt))
+        if not await self._send_then_delete(message, reply, body, what=f"job {result.id}: result"):
             return None
-        await self._delete(message)
         language = job.pool_key if job is not None else "unknown"
         t = result.timing
         self.metrics.job_finished(
@@ -477,6 +484,78 @@ class Intake:
         }
         job_log.info("job %s %s", result.id, result.status.value, extra={"fields": fields})
         return body
+
+    # -- the final step -----------------------------------------------------------------------
+
+    async def _send_then_delete(
+        self, message: ReceivedMessage, queue_url: str, body: str, *, what: str, count: bool = True
+    ) -> bool:
+        """Send `body`, then delete `message`, as one step a shutdown cannot cut in half.
+
+        False when SQS refused `body` for good: the message went back to the queue instead.
+        """
+        step = asyncio.ensure_future(self._send_and_delete(message, queue_url, body, count))
+        try:
+            await self._unbroken(message, step)
+        except _Undeliverable as exc:
+            # Back to the queue: redeliveries fail the same way until SQS moves the
+            # message to the dead-letter queue, where someone can look at it.
+            log.error("%s cannot be sent: %s", what, exc)
+            await self._release(message, self._retry_delay(message.receive_count))
+            return False
+        return True
+
+    async def _send_and_delete(
+        self, message: ReceivedMessage, queue_url: str, body: str, count: bool
+    ) -> None:
+        await self._send_result(queue_url, body, count=count)
+        await self._delete(message)
+        delivery = self._deliveries.get(message.receipt_handle)
+        if delivery is not None:
+            delivery.settled = True
+
+    async def _unbroken(self, message: ReceivedMessage, step: asyncio.Future[None]) -> None:
+        """Wait for `step`; a cancellation of ours (a shutdown) does not reach it but waits
+        for it, up to `FINAL_STEP_SECONDS`, then cuts it, and is raised once it ended.
+
+        Cancelled half-way, a step that had sent its result would give the message back
+        still answered, and another host would run the job again and answer it twice.
+        """
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        while not step.done():
+            timeout = None if deadline is None else deadline - loop.time()
+            if timeout is not None and timeout <= 0:
+                break
+            try:
+                # asyncio.wait, not await: our cancellation must not pass on to the step.
+                await asyncio.wait({step}, timeout=timeout)
+            except asyncio.CancelledError:
+                if deadline is None:
+                    deadline = loop.time() + FINAL_STEP_SECONDS
+                    log.info(
+                        "message %s: stopping once its answer is sent (at most %.0f s)",
+                        message.message_id,
+                        FINAL_STEP_SECONDS,
+                    )
+        if not step.done():
+            log.warning(
+                "message %s: answer not sent within %.0f s of the stop; it goes back",
+                message.message_id,
+                FINAL_STEP_SECONDS,
+            )
+            step.cancel()
+            # Cancelling an SQS call ends it at once; waiting keeps it from outliving us.
+            await asyncio.wait({step})
+        if deadline is not None:
+            if not step.cancelled() and step.exception() is not None:
+                log.error(
+                    "message %s: its answer failed while stopping",
+                    message.message_id,
+                    exc_info=step.exception(),
+                )
+            raise asyncio.CancelledError
+        step.result()
 
     # -- SQS calls --------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from sandboxd.config import Settings, is_queue_url
+from sandboxd.config import Settings, env_name, is_queue_url
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,10 @@ class EmbeddedSQSError(RuntimeError):
     """The embedded SQS server could not be started."""
 
 
+class QueueSetupError(Exception):
+    """The queues exist but cannot serve as configured; the message is one line."""
+
+
 @dataclass(frozen=True)
 class ReceivedMessage:
     body: str
@@ -139,6 +143,19 @@ def queue_name(name_or_url: str) -> str:
     if is_queue_url(name_or_url):
         return name_or_url.rstrip("/").rsplit("/", 1)[-1]
     return name_or_url
+
+
+def redrive_target_name(policy: str) -> str | None:
+    """The dead-letter queue a `RedrivePolicy` attribute names: the last `:` field of its
+    `deadLetterTargetArn` (SQS keeps a DLQ in its source queue's account and region, so
+    the name is enough). None when the policy names none."""
+    try:
+        arn = json.loads(policy).get("deadLetterTargetArn")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(arn, str) or not arn.startswith("arn:"):
+        return None
+    return arn.rsplit(":", 1)[-1] or None
 
 
 # One aioboto3 session per event loop: each new session re-reads botocore's service data
@@ -495,7 +512,7 @@ class EmbeddedSQS:
         ) as client:
             dlq = await _ensure_queue(
                 client,
-                queue_name(settings.dead_letter_queue),
+                queue_name(settings.embedded_dead_letter_queue),
                 {"MessageRetentionPeriod": str(_DLQ_RETENTION_SECONDS)},
             )
             got = await client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])
@@ -825,6 +842,29 @@ class QueueClient:
             )
         self._urls = {name: url for name, url in self._urls.items() if url != queue_url}
 
+    async def redrive_target(self, queue_url: str) -> str | None:
+        """The URL of the dead-letter queue `queue_url`'s redrive policy sends to; None
+        when it has no policy."""
+        client = self._open()
+        got = await self._call(
+            "GetQueueAttributes",
+            queue_url,
+            lambda: client.get_queue_attributes(
+                QueueUrl=queue_url, AttributeNames=["RedrivePolicy"]
+            ),
+            3,
+        )
+        policy = got.get("Attributes", {}).get("RedrivePolicy")
+        if not policy:
+            return None
+        name = redrive_target_name(str(policy))
+        if name is None:
+            log.warning(
+                "queue %r: its RedrivePolicy names no queue: %s", queue_name(queue_url), policy
+            )
+            return None
+        return await self.resolve(name)
+
     async def ping(self) -> None:
         """Raise `QueueError` unless the jobs queue answers (one cheap call, not retried
         once the queue's URL is known)."""
@@ -885,6 +925,40 @@ class QueueClient:
             return QueueError(f"{operation} on {where}: {code}: {message}", code), transient
         transient = isinstance(exc, HTTPClientError | BotoConnectionError | OSError)
         return QueueError(f"{operation} on {where}: {exc}"), transient
+
+
+# --- the queues on real SQS --------------------------------------------------------------
+
+
+async def aws_queue_urls(queue: QueueClient, settings: Settings) -> QueueUrls:
+    """The URLs of the queues `settings` name on real SQS, where they must exist.
+
+    The dead-letter queue is the jobs queue's redrive target; `SANDBOXD_DEAD_LETTER_QUEUE`
+    only overrides it (with a warning when the two differ). With neither: QueueSetupError.
+    """
+    jobs = await queue.resolve(settings.jobs_queue)
+    results = await queue.resolve(settings.results_queue)
+    target = await queue.redrive_target(jobs)
+    variable = env_name("dead_letter_queue")
+    if settings.dead_letter_queue is None:
+        if target is None:
+            raise QueueSetupError(
+                f"the jobs queue {queue_name(jobs)!r} has no redrive policy and {variable} "
+                "is not set: give the jobs queue a dead-letter queue, or set the variable"
+            )
+        return QueueUrls(jobs=jobs, results=results, dead_letter=target)
+    dead_letter = await queue.resolve(settings.dead_letter_queue)
+    if target is not None and queue_name(target) != queue_name(dead_letter):
+        log.warning(
+            "%s=%s overrides the jobs queue's redrive target %s: unreadable messages go "
+            "to %s, but SQS's redrive still sends the jobs that use up their deliveries to %s",
+            variable,
+            queue_name(dead_letter),
+            queue_name(target),
+            queue_name(dead_letter),
+            queue_name(target),
+        )
+    return QueueUrls(jobs=jobs, results=results, dead_letter=dead_letter)
 
 
 # --- a hint for people --------------------------------------------------------------------

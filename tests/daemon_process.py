@@ -7,6 +7,7 @@ HTTP on /readyz and /metrics.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,7 +18,9 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+import weakref
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -56,7 +59,8 @@ def job_doc(job_id: str | None = None, files: dict[str, str] | None = None, **fi
 
 
 def daemon_env(endpoint: str, suffix: str, state_dir: Path, **extra: str) -> dict[str, str]:
-    """The environment of a daemon on `endpoint` (an SQS server the test owns)."""
+    """The environment of a daemon on `endpoint` (an SQS server the test owns). No
+    dead-letter queue is named: the daemon takes the jobs queue's redrive target."""
     keep = ("PATH", "HOME", "LANG", "DOCKER_HOST", "VIRTUAL_ENV")
     env = {k: v for k, v in os.environ.items() if k in keep}
     env.update(
@@ -68,7 +72,6 @@ def daemon_env(endpoint: str, suffix: str, state_dir: Path, **extra: str) -> dic
             "SANDBOXD_REGION": "us-east-1",
             "SANDBOXD_JOBS_QUEUE": f"jobs-{suffix}",
             "SANDBOXD_RESULTS_QUEUE": f"results-{suffix}",
-            "SANDBOXD_DEAD_LETTER_QUEUE": f"dlq-{suffix}",
             "SANDBOXD_HTTP_ADDR": f"127.0.0.1:{free_port()}",
             "SANDBOXD_POOL_SIZES": "python=1",
             "SANDBOXD_VISIBILITY_TIMEOUT": "4",
@@ -83,17 +86,36 @@ def daemon_env(endpoint: str, suffix: str, state_dir: Path, **extra: str) -> dic
     return env
 
 
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL, one child of ours."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class DaemonProcess:
-    """One `python -m sandboxd serve`; its log goes to a file shown on failure."""
+    """One `python -m sandboxd serve`; its log goes to a file shown on failure.
+
+    `with DaemonProcess(...).start() as daemon:` stops it on the way out, whatever
+    happened inside; a `wait_ready()` that fails stops it too.
+    """
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.env = env
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.http = "http://" + env["SANDBOXD_HTTP_ADDR"]
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     def start(self) -> DaemonProcess:
         with self.log_path.open("ab") as log:
+            # cwd=REPO: `-m` imports the package from the checkout these tests are in
+            # (a worktree's own copy), not whatever the venv's editable install points at.
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "sandboxd", "serve"],
                 env=self.env,
@@ -102,7 +124,20 @@ class DaemonProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        # Safety net: a daemon no fixture stopped (an interrupted setup) ends with pytest.
+        self._finalizer = weakref.finalize(self, _end, self.proc)
         return self
+
+    def __enter__(self) -> DaemonProcess:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
     @property
     def pid(self) -> int:
@@ -123,6 +158,16 @@ class DaemonProcess:
             return int(exc.code), exc.read().decode()
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Return once /readyz says ready; else stop the daemon and fail with its log."""
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            # The caller never gets a daemon to stop: a fixture whose setup fails runs no
+            # teardown, and the next test would find this one on its queues.
+            self.stop()
+            raise
+
+    def _wait_ready(self, timeout: float) -> None:
         end = time.monotonic() + timeout
         last = ""
         while time.monotonic() < end:
@@ -184,7 +229,7 @@ class DaemonProcess:
             raise AssertionError(f"daemon did not exit in {timeout} s:\n{self.log()}") from None
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL; only our own child, by its pid."""
+        """SIGTERM, then SIGKILL; only our own child, by its pid. Idempotent."""
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGTERM)
@@ -193,6 +238,22 @@ class DaemonProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+            # Killed, it could not stop the SQS server it started in its own session.
+            end_embedded_server(Path(self.env["SANDBOXD_STATE_DIR"]))
+
+
+def end_embedded_server(state_dir: Path) -> None:
+    """SIGKILL the embedded SQS server a daemon of ours recorded in `state_dir`, if that
+    pid is still a moto server (a pid can be reused)."""
+    pid_file = state_dir / "embedded-sqs.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, IndexError):
+        return
+    if b"moto.server" in cmdline:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def receive_all(client: Any, url: str, seconds: float, until: Any = None) -> list[dict[str, Any]]:

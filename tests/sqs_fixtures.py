@@ -13,6 +13,7 @@ Loaded from `tests/conftest.py` with `pytest_plugins = ["sqs_fixtures"]`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -22,6 +23,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from sandboxd.config import Settings, load_settings
 from sandboxd.sqs import EmbeddedSQS, QueueUrls
@@ -89,4 +91,6 @@ async def sqs_queues(sqs_server: EmbeddedSQS, sqs_settings: Settings) -> AsyncIt
     yield urls
     client = boto3_client(sqs_server.endpoint_url)
     for url in (urls.jobs, urls.results, urls.dead_letter):
-        client.delete_queue(QueueUrl=url)
+        # Each on its own: one a test deleted itself must not leave the others behind.
+        with contextlib.suppress(ClientError):
+            client.delete_queue(QueueUrl=url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,10 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "python"
 
 
-def sandboxd(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def sandboxd(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sandboxd", *args],
         capture_output=True, text=True, input=stdin, cwd=ROOT, timeout=120, check=False,
+        env=env,
     )  # fmt: skip
 
 
@@ -200,3 +204,19 @@ def test_run_raw_passes_the_stream_through(tmp_path: Path) -> None:
     assert doc["stdout"].startswith(f"{hostile.OSC52_CLEAR}\n")
     assert doc["tests"][0]["name"] == hostile.TEST_NAME
     assert doc["tests"][0]["message"].startswith(hostile.MESSAGE)
+
+
+@pytest.mark.parametrize("command", [["serve"], ["submit", "examples/python/two-fer"]])
+def test_serve_and_submit_warn_once_about_a_misspelt_variable(command: list[str]) -> None:
+    """The warning for a misspelt variable reaches stderr exactly once."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("SANDBOXD_")}
+    # A bad value too, so the command stops right after reading its settings.
+    env.update(SANDBOXD_POOL_SIZE="python=1", SANDBOXD_MAX_PIDS="0")
+    proc = sandboxd(*command, env=env)
+    assert proc.returncode == 2, proc.stderr
+    warning = "SANDBOXD_POOL_SIZE is not a setting (did you mean SANDBOXD_POOL_SIZES?)"
+    assert proc.stderr.count(warning) == 1, proc.stderr
+    if command == ["serve"]:  # one of the daemon's JSON log lines
+        [line] = [line for line in proc.stderr.splitlines() if warning in line]
+        assert json.loads(line)["level"] == "warning"
+    assert "SANDBOXD_MAX_PIDS: must be greater than 0" in proc.stderr

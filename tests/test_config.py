@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 import pydantic
@@ -7,7 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sandboxd.config import ConfigError, Settings, env_name, load_settings
+from sandboxd.config import (
+    OTHER_VARIABLES,
+    ConfigError,
+    Settings,
+    env_name,
+    load_settings,
+    unknown_variables,
+)
 from sandboxd.limits import DEFAULT_MAXIMA, Limits
 
 
@@ -25,11 +34,9 @@ def test_defaults() -> None:
     settings = load_settings({})
     assert settings.sqs == "embedded"
     assert settings.embedded_sqs_port == 9324
-    assert (settings.jobs_queue, settings.results_queue, settings.dead_letter_queue) == (
-        "sandboxd-jobs",
-        "sandboxd-results",
-        "sandboxd-jobs-dlq",
-    )
+    assert (settings.jobs_queue, settings.results_queue) == ("sandboxd-jobs", "sandboxd-results")
+    assert settings.dead_letter_queue is None, "unset: the jobs queue's redrive target"
+    assert settings.embedded_dead_letter_queue == "sandboxd-jobs-dlq"
     assert settings.max_receive_count == 3
     assert settings.region == "us-east-1"
     assert (settings.http_host, settings.http_port) == ("127.0.0.1", 8700)
@@ -73,7 +80,7 @@ def test_reads_every_field_from_its_variable() -> None:
     assert settings.sqs == "aws"
     assert settings.embedded_sqs_port == 9325
     assert settings.jobs_queue == "https://sqs.eu-west-1.amazonaws.com/1/jobs"
-    assert settings.dead_letter_queue == "dead_letters"
+    assert settings.dead_letter_queue == settings.embedded_dead_letter_queue == "dead_letters"
     assert settings.max_receive_count == 7
     assert settings.region == "eu-west-1"
     assert settings.embedded_sqs_log == Path("/var/lib/sandboxd/embedded-sqs.log")
@@ -288,3 +295,56 @@ def test_region_falls_back_to_the_standard_aws_variables() -> None:
     assert load_settings(both).region == "eu-west-1"
     env = {"AWS_REGION": "eu-west-1", "SANDBOXD_REGION": "ap-south-1"}
     assert load_settings(env).region == "ap-south-1"
+
+
+# -- variables that are not settings -----------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_misspelt_variable_is_named_with_the_closest_setting() -> None:
+    """A near miss names the setting it probably meant; a far one is just unknown."""
+    env = {"SANDBOXD_POOL_SIZE": "python=1", "SANDBOXD_FROBNICATE": "1", "PATH": "/bin"}
+    assert unknown_variables(env) == [
+        "SANDBOXD_FROBNICATE is not a setting",
+        "SANDBOXD_POOL_SIZE is not a setting (did you mean SANDBOXD_POOL_SIZES?)",
+    ]
+    assert unknown_variables({"sandboxd_http_addr": "x"}) == [
+        "sandboxd_http_addr is not a setting (did you mean SANDBOXD_HTTP_ADDR?)"
+    ]
+    assert unknown_variables({"SANDBOXD_HOMES": "/x"}) == [
+        "SANDBOXD_HOMES is not a setting (did you mean SANDBOXD_HOME?)"
+    ]
+
+
+def test_settings_and_other_read_variables_are_not_warned_about() -> None:
+    """Every setting's variable and every allow-listed variable passes without a warning."""
+    env = {env_name(field): "x" for field in Settings.model_fields}
+    env.update(dict.fromkeys(OTHER_VARIABLES, "x"))
+    assert unknown_variables(env) == []
+
+
+def test_the_allow_list_is_what_the_code_reads() -> None:
+    """Each `"SANDBOXD_*"` literal in the code is a setting or allow-listed, and each
+    allow-listed variable is still read somewhere."""
+    literal = re.compile(r"[\"'](SANDBOXD_[A-Z0-9_]+)[\"']")
+    found: set[str] = set()
+    for folder in ("sandboxd", "runners", "bench"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.is_file() and (path.suffix == ".py" or path.name == "run"):
+                found.update(literal.findall(path.read_text("utf-8", "replace")))
+    settings = {env_name(field) for field in Settings.model_fields}
+    assert found - settings - set(OTHER_VARIABLES) == set()
+    assert set(OTHER_VARIABLES) <= found
+
+
+def test_load_settings_warns_even_when_it_then_fails(caplog: pytest.LogCaptureFixture) -> None:
+    """The warning is logged by `load_settings`, before a bad value stops it."""
+    caplog.set_level(logging.WARNING, logger="sandboxd.config")
+    load_settings({"SANDBOXD_MAX_PID": "5"})
+    with pytest.raises(ConfigError):
+        load_settings({"SANDBOXD_VISIBILITY_TIMOUT": "90", "SANDBOXD_HEARTBEAT_SECONDS": "60"})
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "SANDBOXD_MAX_PID is not a setting (did you mean SANDBOXD_MAX_PIDS?)",
+        "SANDBOXD_VISIBILITY_TIMOUT is not a setting (did you mean SANDBOXD_VISIBILITY_TIMEOUT?)",
+    ]

@@ -7,9 +7,7 @@ off a daemon get one of their own.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -25,6 +23,7 @@ from daemon_process import (
     REPO,
     DaemonProcess,
     daemon_env,
+    end_embedded_server,
     free_port,
     job_doc,
     make_queues,
@@ -36,7 +35,7 @@ from hypothesis import strategies as st
 from sqs_fixtures import boto3_client
 
 from sandboxd.models import JobRejected, parse_job
-from sandboxd.sqs import EmbeddedSQS
+from sandboxd.sqs import EmbeddedSQS, queue_name
 
 pytestmark = pytest.mark.docker
 
@@ -49,7 +48,19 @@ class Drill:
         self.sqs = boto3_client(server_url)
         self.queues = make_queues(self.sqs, self.suffix)
         self.env = daemon_env(server_url, self.suffix, tmp / f"state-{self.suffix}", **env)
-        self.daemon = DaemonProcess(self.env, tmp / f"daemon-{self.suffix}.log")
+        self._daemons: list[DaemonProcess] = []
+        self.daemon = self.new_daemon(tmp / f"daemon-{self.suffix}.log")
+
+    def new_daemon(self, log_path: Path | None = None) -> DaemonProcess:
+        """A daemon (not started) on this drill's queues, stopped by `stop()`."""
+        daemon = DaemonProcess(self.env, log_path or self.daemon.log_path)
+        self._daemons.append(daemon)
+        return daemon
+
+    def stop(self) -> None:
+        """Stop every daemon this drill made, whichever of them the test replaced."""
+        for daemon in self._daemons:
+            daemon.stop()
 
     def send(self, body: str) -> None:
         self.sqs.send_message(QueueUrl=self.queues["jobs"], MessageBody=body)
@@ -75,16 +86,20 @@ class Drill:
 @pytest.fixture(scope="module")
 def shared(sqs_server: EmbeddedSQS, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drill]:
     drill = Drill(sqs_server.endpoint_url, tmp_path_factory.mktemp("daemon"))
-    drill.daemon.start().wait_ready()
-    yield drill
-    drill.daemon.stop()
+    try:
+        drill.daemon.start().wait_ready()
+        yield drill
+    finally:
+        drill.stop()
 
 
 @pytest.fixture
 def own(sqs_server: EmbeddedSQS, tmp_path: Path) -> Iterator[Drill]:
     drill = Drill(sqs_server.endpoint_url, tmp_path)
-    yield drill
-    drill.daemon.stop()
+    try:
+        yield drill
+    finally:
+        drill.stop()
 
 
 # -- the happy path ------------------------------------------------------------------------
@@ -348,8 +363,7 @@ def test_kill_9_mid_job_then_restart_gives_exactly_one_result(own: Drill) -> Non
     own.daemon.wait_exit(10)
     # A new daemon process on the same host: removes the dead one's sandboxes, and runs
     # the job once its message becomes visible again (visibility timeout 4 s).
-    restarted = DaemonProcess(own.env, own.daemon.log_path)
-    own.daemon = restarted
+    restarted = own.daemon = own.new_daemon()
     restarted.start().wait_ready()
     got = receive_all(own.sqs, own.queues["results"], 60, until=lambda m: results_for(m, job_id))
     first = results_for(got, job_id)
@@ -379,8 +393,9 @@ def test_sqs_outage_under_a_running_daemon(tmp_path: Path) -> None:
     port = free_port()
     server = EmbeddedSQS(port=port, log_path=tmp_path / "moto.log")
     server.start()
-    drill = Drill(server.endpoint_url, tmp_path)
+    drill: Drill | None = None
     try:
+        drill = Drill(server.endpoint_url, tmp_path)
         drill.daemon.start().wait_ready()
         job_id = f"outage-{uuid.uuid4().hex[:8]}"
         drill.send(job_doc(job_id, {"m.py": "import time\ntime.sleep(2)\nprint('held')\n"},
@@ -398,7 +413,8 @@ def test_sqs_outage_under_a_running_daemon(tmp_path: Path) -> None:
         assert result["status"] == "passed" and result["stdout"] == "held\n"
         drill.daemon.wait_ready(60)
     finally:
-        drill.daemon.stop()
+        if drill is not None:
+            drill.stop()
         server.stop()
 
 
@@ -408,7 +424,7 @@ def test_serve_with_embedded_sqs_answers_and_stops_cleanly(tmp_path: Path) -> No
     sqs_port = free_port()
     env = daemon_env("unused", uuid.uuid4().hex[:8], tmp_path / "state")
     for key in ("SANDBOXD_SQS", "AWS_ENDPOINT_URL_SQS", "SANDBOXD_JOBS_QUEUE",
-                "SANDBOXD_RESULTS_QUEUE", "SANDBOXD_DEAD_LETTER_QUEUE"):  # fmt: skip
+                "SANDBOXD_RESULTS_QUEUE"):  # fmt: skip
         env.pop(key)
     env["SANDBOXD_EMBEDDED_SQS_PORT"] = str(sqs_port)
     daemon = DaemonProcess(env, tmp_path / "daemon.log")
@@ -418,6 +434,10 @@ def test_serve_with_embedded_sqs_answers_and_stops_cleanly(tmp_path: Path) -> No
         client = boto3_client(f"http://127.0.0.1:{sqs_port}")
         jobs = client.get_queue_url(QueueName="sandboxd-jobs")["QueueUrl"]
         results = client.get_queue_url(QueueName="sandboxd-results")["QueueUrl"]
+        dlq = client.get_queue_url(QueueName="sandboxd-jobs-dlq")["QueueUrl"]
+        redrive = client.get_queue_attributes(QueueUrl=jobs, AttributeNames=["RedrivePolicy"])
+        target = json.loads(redrive["Attributes"]["RedrivePolicy"])["deadLetterTargetArn"]
+        assert target.rsplit(":", 1)[-1] == queue_name(dlq) == "sandboxd-jobs-dlq"
         job_id = f"embedded-{uuid.uuid4().hex[:8]}"
         client.send_message(QueueUrl=jobs, MessageBody=job_doc(job_id))
         got = receive_all(client, results, 60, until=lambda m: results_for(m, job_id))
@@ -428,6 +448,7 @@ def test_serve_with_embedded_sqs_answers_and_stops_cleanly(tmp_path: Path) -> No
             client.list_queues()
     finally:
         daemon.stop()
+        end_embedded_server(tmp_path / "state")  # should the daemon have died without it
 
 
 def test_a_second_signal_gives_the_job_back_at_once(own: Drill) -> None:
@@ -526,10 +547,7 @@ def test_embedded_server_outlives_a_crashed_daemon_and_is_taken_over(tmp_path: P
     finally:
         first.stop()
         second.stop()
-        leftover = tmp_path / "state" / "embedded-sqs.pid"
-        if leftover.exists():  # the server our first daemon started, by its recorded pid
-            with contextlib.suppress(OSError, ValueError):
-                os.kill(int(leftover.read_text().split()[0]), signal.SIGKILL)
+        end_embedded_server(tmp_path / "state")  # left by the first if the second failed
 
 
 def test_http_answers_while_sqs_is_unreachable_at_start(tmp_path: Path) -> None:
@@ -556,3 +574,57 @@ def test_reply_to_the_jobs_queue_is_refused(shared: Drill) -> None:
     assert "not the jobs or dead-letter queue" in result["message"]
     time.sleep(1)
     assert shared.queue_count("jobs") == 0, "nothing was sent back into the jobs queue"
+
+
+def test_a_daemon_that_never_gets_ready_is_stopped(tmp_path: Path) -> None:
+    """When `wait_ready()` gives up, the daemon it waited for is no longer running."""
+    env = daemon_env(f"http://127.0.0.1:{free_port()}", uuid.uuid4().hex[:8], tmp_path)
+    daemon = DaemonProcess(env, tmp_path / "daemon.log").start()
+    try:
+        with pytest.raises(AssertionError, match="not ready"):
+            daemon.wait_ready(timeout=2)
+        assert daemon.proc is not None and daemon.proc.poll() is not None, "still running"
+    finally:
+        daemon.stop()
+
+
+def test_a_daemon_dead_letters_to_the_jobs_queues_redrive_target(
+    sqs_server: EmbeddedSQS, tmp_path: Path
+) -> None:
+    """With no SANDBOXD_DEAD_LETTER_QUEUE, a daemon on `orders-jobs` (redriving to
+    `orders-jobs-dlq`) gets ready and sends an unreadable message to that queue."""
+    suffix = uuid.uuid4().hex[:8]
+    client = boto3_client(sqs_server.endpoint_url)
+    dlq = client.create_queue(QueueName=f"orders-jobs-{suffix}-dlq")["QueueUrl"]
+    arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])
+    policy = {"deadLetterTargetArn": arn["Attributes"]["QueueArn"], "maxReceiveCount": "3"}
+    jobs = client.create_queue(
+        QueueName=f"orders-jobs-{suffix}", Attributes={"RedrivePolicy": json.dumps(policy)}
+    )["QueueUrl"]
+    client.create_queue(QueueName=f"orders-results-{suffix}")
+    env = daemon_env(sqs_server.endpoint_url, suffix, tmp_path / "state")
+    env["SANDBOXD_JOBS_QUEUE"] = f"orders-jobs-{suffix}"
+    env["SANDBOXD_RESULTS_QUEUE"] = f"orders-results-{suffix}"
+    assert "SANDBOXD_DEAD_LETTER_QUEUE" not in env
+    with DaemonProcess(env, tmp_path / "daemon.log").start() as daemon:
+        daemon.wait_ready()
+        client.send_message(QueueUrl=jobs, MessageBody="not a job")
+        got = client.receive_message(QueueUrl=dlq, WaitTimeSeconds=20)
+        assert [m["Body"] for m in got.get("Messages", [])] == ["not a job"], daemon.log()
+
+
+def test_a_daemon_with_nowhere_to_dead_letter_does_not_start(
+    sqs_server: EmbeddedSQS, tmp_path: Path
+) -> None:
+    """No redrive policy on the jobs queue and no SANDBOXD_DEAD_LETTER_QUEUE: exit 1 with
+    one line saying so."""
+    suffix = uuid.uuid4().hex[:8]
+    client = boto3_client(sqs_server.endpoint_url)
+    client.create_queue(QueueName=f"jobs-{suffix}")
+    client.create_queue(QueueName=f"results-{suffix}")
+    env = daemon_env(sqs_server.endpoint_url, suffix, tmp_path / "state")
+    with DaemonProcess(env, tmp_path / "daemon.log").start() as daemon:
+        assert daemon.wait_exit(60) == 1, daemon.log()
+        [line] = [line for line in daemon.log().splitlines() if line.startswith("sandboxd: ")]
+        assert f"'jobs-{suffix}' has no redrive policy" in line
+        assert "SANDBOXD_DEAD_LETTER_QUEUE is not set" in line

@@ -28,10 +28,13 @@ from sandboxd.sqs import (
     EmbeddedSQSError,
     QueueClient,
     QueueNotFound,
+    QueueSetupError,
     QueueUnavailable,
     QueueUrls,
     aws_cli_hint,
+    aws_queue_urls,
     queue_name,
+    redrive_target_name,
     sqs_safe,
 )
 
@@ -285,8 +288,12 @@ async def test_client_must_be_open_and_embedded_needs_an_endpoint(sqs_settings: 
 def test_embedded_refuses_a_port_in_use(sqs_server: EmbeddedSQS) -> None:
     """A second server on a taken port fails with a message naming the port and the fix."""
     assert sqs_server.port is not None
-    with pytest.raises(EmbeddedSQSError) as caught:
-        EmbeddedSQS(port=sqs_server.port).start()
+    second = EmbeddedSQS(port=sqs_server.port)
+    try:
+        with pytest.raises(EmbeddedSQSError) as caught:
+            second.start()
+    finally:
+        second.stop()  # should it have started after all
     message = str(caught.value)
     assert f"127.0.0.1:{sqs_server.port} is already in use" in message
     assert "SANDBOXD_EMBEDDED_SQS_PORT" in message
@@ -299,9 +306,12 @@ def test_embedded_refuses_a_port_held_by_any_listener() -> None:
         listener.listen()
         port = listener.getsockname()[1]
         server = EmbeddedSQS(port=port)
-        with pytest.raises(EmbeddedSQSError, match=f"127.0.0.1:{port} is already in use"):
-            server.start()
-        assert server.pid is None and server.port is None
+        try:
+            with pytest.raises(EmbeddedSQSError, match=f"127.0.0.1:{port} is already in use"):
+                server.start()
+            assert server.pid is None and server.port is None
+        finally:
+            server.stop()  # should it have started after all
 
 
 def test_stop_is_idempotent_and_ends_the_process(tmp_path: Path) -> None:
@@ -423,3 +433,126 @@ def test_sqs_safe_keeps_the_document_and_drops_what_sqs_refuses(doc: dict[str, s
     safe = sqs_safe(body)
     assert json.loads(safe) == doc
     assert "\ufffe" not in safe and "\uffff" not in safe
+
+
+# -- the dead-letter queue on real SQS (SANDBOXD_SQS=aws) --------------------------------
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """`SANDBOXD_SQS=aws` settings for queues named `orders-*-<suffix>`, with credentials
+    from the environment so the AWS chain looks nowhere else."""
+    for key in list(os.environ):
+        if key.lower().endswith("_proxy"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    suffix = uuid.uuid4().hex[:10]
+    return {
+        "SANDBOXD_SQS": "aws",
+        "SANDBOXD_REGION": "us-east-1",
+        "SANDBOXD_JOBS_QUEUE": f"orders-jobs-{suffix}",
+        "SANDBOXD_RESULTS_QUEUE": f"orders-results-{suffix}",
+    }
+
+
+def make_orders_queues(endpoint_url: str, env: dict[str, str], redrive: bool) -> dict[str, str]:
+    """`orders-jobs-<suffix>` (redriving to `orders-jobs-<suffix>-dlq` if `redrive`), its
+    results queue, and that dead-letter queue; their URLs by role."""
+    client = boto3_client(endpoint_url)
+    jobs = env["SANDBOXD_JOBS_QUEUE"]
+    dlq = client.create_queue(QueueName=f"{jobs}-dlq")["QueueUrl"]
+    arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])
+    policy = {"deadLetterTargetArn": arn["Attributes"]["QueueArn"], "maxReceiveCount": "3"}
+    attributes = {"RedrivePolicy": json.dumps(policy)} if redrive else {}
+    return {
+        "jobs": client.create_queue(QueueName=jobs, Attributes=attributes)["QueueUrl"],
+        "results": client.create_queue(QueueName=env["SANDBOXD_RESULTS_QUEUE"])["QueueUrl"],
+        "dlq": dlq,
+    }
+
+
+def sqs_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "sandboxd.sqs"]
+
+
+async def resolve_aws(endpoint_url: str, env: dict[str, str]) -> QueueUrls:
+    settings = load_settings(env)
+    async with QueueClient(settings, endpoint_url) as queue:
+        return await aws_queue_urls(queue, settings)
+
+
+async def test_the_dead_letter_queue_is_the_jobs_queues_redrive_target(
+    sqs_server: EmbeddedSQS, aws_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without SANDBOXD_DEAD_LETTER_QUEUE the daemon dead-letters where SQS's redrive does."""
+    made = make_orders_queues(sqs_server.endpoint_url, aws_env, redrive=True)
+    caplog.set_level(logging.WARNING, logger="sandboxd.sqs")
+    urls = await resolve_aws(sqs_server.endpoint_url, aws_env)
+    assert urls == QueueUrls(jobs=made["jobs"], results=made["results"], dead_letter=made["dlq"])
+    assert queue_name(urls.dead_letter) == aws_env["SANDBOXD_JOBS_QUEUE"] + "-dlq"
+    assert sqs_warnings(caplog) == []
+
+
+async def test_neither_a_redrive_policy_nor_the_variable_is_refused(
+    sqs_server: EmbeddedSQS, aws_env: dict[str, str]
+) -> None:
+    """A jobs queue without a redrive policy and no variable fail with one line saying so."""
+    make_orders_queues(sqs_server.endpoint_url, aws_env, redrive=False)
+    with pytest.raises(QueueSetupError) as caught:
+        await resolve_aws(sqs_server.endpoint_url, aws_env)
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1
+    assert f"{aws_env['SANDBOXD_JOBS_QUEUE']!r} has no redrive policy" in message
+    assert "SANDBOXD_DEAD_LETTER_QUEUE is not set" in message
+
+
+async def test_the_variable_names_the_dead_letter_queue_without_a_redrive_policy(
+    sqs_server: EmbeddedSQS, aws_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """With no redrive policy, the variable's queue is the dead-letter queue, quietly."""
+    made = make_orders_queues(sqs_server.endpoint_url, aws_env, redrive=False)
+    caplog.set_level(logging.WARNING, logger="sandboxd.sqs")
+    env = {**aws_env, "SANDBOXD_DEAD_LETTER_QUEUE": queue_name(made["dlq"])}
+    assert (await resolve_aws(sqs_server.endpoint_url, env)).dead_letter == made["dlq"]
+    assert sqs_warnings(caplog) == []
+
+
+async def test_the_variable_overrides_a_different_redrive_target_with_a_warning(
+    sqs_server: EmbeddedSQS, aws_env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A variable naming another queue wins, and a warning says where SQS's redrive goes."""
+    made = make_orders_queues(sqs_server.endpoint_url, aws_env, redrive=True)
+    other = boto3_client(sqs_server.endpoint_url).create_queue(
+        QueueName=f"{aws_env['SANDBOXD_JOBS_QUEUE']}-other"
+    )["QueueUrl"]
+    caplog.set_level(logging.WARNING, logger="sandboxd.sqs")
+    same = {**aws_env, "SANDBOXD_DEAD_LETTER_QUEUE": made["dlq"]}
+    assert (await resolve_aws(sqs_server.endpoint_url, same)).dead_letter == made["dlq"]
+    assert sqs_warnings(caplog) == [], "the same queue by URL is no override"
+    env = {**aws_env, "SANDBOXD_DEAD_LETTER_QUEUE": queue_name(other)}
+    assert (await resolve_aws(sqs_server.endpoint_url, env)).dead_letter == other
+    [warning] = sqs_warnings(caplog)
+    assert f"SANDBOXD_DEAD_LETTER_QUEUE={queue_name(other)} overrides" in warning
+    assert queue_name(made["dlq"]) in warning
+
+
+ORDERS_DLQ_ARN = "arn:aws:sqs:eu-west-1:123456789012:orders-dlq"
+
+
+@pytest.mark.parametrize(
+    ("policy", "name"),
+    [
+        (json.dumps({"deadLetterTargetArn": ORDERS_DLQ_ARN, "maxReceiveCount": "5"}), "orders-dlq"),
+        ('{"maxReceiveCount":"5"}', None),
+        ('{"deadLetterTargetArn":"orders-dlq"}', None),
+        ("not json", None),
+        ("[]", None),
+    ],
+)
+def test_redrive_target_name_is_the_arns_last_field(policy: str, name: str | None) -> None:
+    """The name is the ARN's last `:` field; a policy without a target ARN names none."""
+    assert redrive_target_name(policy) == name
