@@ -249,7 +249,13 @@ async def _run_jobs(args: argparse.Namespace, jobs: list[tuple[Path, Any]]) -> i
             except UnknownLanguage as exc:
                 raise UsageError(str(exc)) from None
         size = max(1, min(args.pool_size, len(jobs)))
-        pool = Pool(docker, specs, PoolConfig(size=size), host_id=f"cli-{os.uname().nodename}")
+        # A spare when jobs outnumber the slots: a sandbox retired after one job (a limit,
+        # a hostile leftover) is replaced while the next job runs in the spare.
+        spares = 1 if len(jobs) > size else 0
+        pool = Pool(
+            docker, specs, PoolConfig(size=size, spares=spares),
+            host_id=f"cli-{os.uname().nodename}",
+        )  # fmt: skip
         await pool.start()
         ctx = RunContext()
         single = len(jobs) == 1

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     http_addr: str = "127.0.0.1:8700"
 
     pool_sizes: dict[str, int] = Field(default_factory=lambda: {"python": 2})
+    # Warm sandboxes per language beyond its job slots: a retirement or a reset under way
+    # never makes the next job wait for a container to start.
+    pool_spares: int = Field(default=1, ge=0, le=64)
 
     # Host maxima: a job may ask for less, never for more.
     max_wall_seconds: float = Field(default=DEFAULT_MAXIMA.wall_seconds, gt=0, allow_inf_nan=False)

@@ -234,14 +234,14 @@ class Daemon:
         self.pool = pool = Pool(
             docker,
             specs,
-            PoolConfig(size=0, sizes=tuple(sizes.items())),
+            PoolConfig(size=0, sizes=tuple(sizes.items()), spares=s.pool_spares),
             host_id=s.host_id,
             on_retire=self.metrics.sandbox_retired,
             on_start=self.metrics.sandbox_started,
         )
         for language in s.pool_sizes:
             self.metrics.add_language(language)
-        self.metrics.watch_pool(pool.stats, pool.config.size_of)
+        self.metrics.watch_pool(pool.stats, pool.config.kept_of)
         removed = await pool.start()
         stack.push_async_callback(pool.close)
         if removed:

@@ -9,6 +9,7 @@ run, after the reset killed everything), so nothing changes under our feet.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Iterable
@@ -140,46 +141,76 @@ def read_capped(base_fd: int, relpath: str, cap: int) -> bytes | None:
         os.close(dir_fd)
 
 
-def empty_dir(dir_fd: int, max_entries: int = 1_000_000) -> None:
-    """Remove everything inside the directory `dir_fd` (symlink-safe, permission-proof).
+# tmpfs counts 20 bytes of a directory's size per entry (BOGO_DIRENT_SIZE): a
+# directory's size says how many entries it holds before a single one is read. (On
+# block-based filesystems the estimate is high: a 4 KiB directory counts as ~200.)
+TMPFS_DIRENT_BYTES = 20
+
+
+class TooMuchToRemove(OSError):
+    """A job left more entries than a reset may spend time on: retire, do not clean."""
+
+
+class RemovalBudget:
+    """How many more entries a reset may touch (list, move or remove)."""
+
+    def __init__(self, entries: int) -> None:
+        self.left = entries
+
+    def spend(self, n: int = 1) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise TooMuchToRemove("more entries left behind than a reset removes")
+
+    def check_size(self, dir_fd: int) -> None:
+        """Refuse at once a directory whose size says it holds more than is left."""
+        if os.fstat(dir_fd).st_size // TMPFS_DIRENT_BYTES > self.left + 2:
+            raise TooMuchToRemove("a directory holds more entries than a reset removes")
+
+
+def empty_dir(dir_fd: int, budget: RemovalBudget) -> None:
+    """Remove everything inside the directory `dir_fd` (symlink-safe, permission-proof),
+    spending at most `budget`: past it, TooMuchToRemove is raised at once, so the cost of
+    a reset is bounded whatever a job left (800,000 hard links, a 10,000-level tree).
 
     Iterative, whatever the depth: the entries of each subdirectory are moved up into
     `dir_fd` (a rename within the same filesystem) and the emptied subdirectory removed,
-    so a job's 10,000-level-deep tree costs no recursion and at most two open fds. As
-    root on the host we may list, move and remove what the job made unreadable (mode
-    000). Raises OSError past `max_entries` removals: such a sandbox is not worth saving.
+    so a deep tree costs no recursion and at most two open fds. As root on the host we
+    may list, move and remove what the job made unreadable (mode 000).
     """
-    removed = 0
     hoisted = 0
     while True:
-        names = os.listdir(dir_fd)
-        if not names:
+        budget.check_size(dir_fd)
+        with os.scandir(dir_fd) as it:
+            entries = [entry for _, entry in zip(range(budget.left + 1), it, strict=False)]
+        if not entries:
             return
-        for name in names:
+        for entry in entries:
+            budget.spend()
             try:
-                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                is_dir = entry.is_dir(follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            if stat.S_ISDIR(st.st_mode):
-                sub = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
-                try:
-                    for inner in os.listdir(sub):
-                        while True:
-                            hoisted += 1
-                            target = f".sandboxd-reset-{hoisted}"
-                            try:
-                                os.stat(target, dir_fd=dir_fd, follow_symlinks=False)
-                            except FileNotFoundError:
-                                break
-                        os.rename(inner, target, src_dir_fd=sub, dst_dir_fd=dir_fd)
-                finally:
-                    os.close(sub)
-                os.rmdir(name, dir_fd=dir_fd)
-            else:
-                os.unlink(name, dir_fd=dir_fd)
-            removed += 1
-            if removed > max_entries:
-                raise OSError(f"more than {max_entries} entries to remove")
+            if not is_dir:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.name, dir_fd=dir_fd)
+                continue
+            sub = os.open(entry.name, _DIR_FLAGS, dir_fd=dir_fd)
+            try:
+                budget.check_size(sub)
+                for inner in os.listdir(sub):
+                    budget.spend()
+                    while True:
+                        hoisted += 1
+                        target = f".sandboxd-reset-{hoisted}"
+                        try:
+                            os.stat(target, dir_fd=dir_fd, follow_symlinks=False)
+                        except FileNotFoundError:
+                            break
+                    os.rename(inner, target, src_dir_fd=sub, dst_dir_fd=dir_fd)
+            finally:
+                os.close(sub)
+            os.rmdir(entry.name, dir_fd=dir_fd)
 
 
 def is_empty(dir_fd: int) -> bool:

@@ -101,8 +101,6 @@ async def execute(
             if on_acquired is not None:
                 on_acquired()
             out = await box.run(job, limits, on_output)
-            if out.limit_event:
-                box.retire_reason = _limit_reason(out)
     except SandboxInputError as exc:
         return rejected(job.id, str(exc), ctx, job.metadata)
     except SandboxError as exc:
@@ -150,17 +148,3 @@ async def execute(
         job.id, name, verdict.value, queued_ms, acquire_ms, out.run_ms, total_ms,
     )  # fmt: skip
     return result
-
-
-def _limit_reason(out: Outcome) -> str:
-    for flag, reason in (
-        (out.wall_timed_out, "timeout"),
-        (out.cpu_exceeded, "timeout (cpu)"),
-        (out.oom_killed, "memory limit"),
-        (out.output_exceeded, "output limit"),
-        (out.pids_limit_hit, "pids limit"),
-        (out.disk_full, "disk limit"),
-    ):
-        if flag:
-            return reason
-    return "limit"

@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from sandboxd import __version__
 from sandboxd.models import Verdict
+from sandboxd.reasons import RetireReason
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +48,8 @@ DURATION_BUCKETS: Final = (
     120.0,
 )
 
-# The values `pool._reason_label` produces; kept here too so the series exist from the start.
-RETIREMENT_REASONS: Final = (
-    "timeout",
-    "memory",
-    "output",
-    "pids",
-    "disk",
-    "job_count",
-    "age",
-    "died",
-    "reset_failed",
-)
+# Every retirement reason, so each series exists from the start.
+RETIREMENT_REASONS: Final = tuple(reason.value for reason in RetireReason)
 SQS_OPERATIONS: Final = ("receive", "send", "delete", "change_visibility")
 POOL_STATES: Final = ("idle", "busy", "starting", "recycling")
 

@@ -2,7 +2,9 @@
 
 No container is created on the hot path while a warm one is idle. A sandbox serves
 another job only after a verified reset; any limit event, failed reset, age or
-job-count limit retires it, and a fresh one is started in the background.
+job-count limit retires it, and a fresh one is started in the background. Each pool
+keeps `spares` sandboxes beyond its job slots, so a retirement (or a reset still under
+way) never makes the next job wait for a container to start.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import aiodocker
 
 from sandboxd.limits import Limits
+from sandboxd.reasons import Retirement, RetireReason
 from sandboxd.sandbox import Sandbox, SandboxError, SandboxSpec
 
 log = logging.getLogger(__name__)
@@ -33,14 +36,22 @@ LABEL_PID = "sandboxd.pid"
 
 @dataclass(frozen=True)
 class PoolConfig:
-    size: int = 2  # warm sandboxes kept per language
+    size: int = 2  # job slots per language: jobs that may run at once
     sizes: tuple[tuple[str, int], ...] = ()  # per-language overrides of `size`
+    # Warm sandboxes kept beyond the job slots: the next job finds one idle while a
+    # retired sandbox is being replaced or a reset is still under way.
+    spares: int = 0
     max_jobs_per_sandbox: int = 200
     max_age_seconds: float = 3600.0
     start_retry_seconds: float = 1.0
 
     def size_of(self, name: str) -> int:
         return dict(self.sizes).get(name, self.size)
+
+    def kept_of(self, name: str) -> int:
+        """How many sandboxes the pool `name` keeps: its job slots and the spares."""
+        size = self.size_of(name)
+        return size + self.spares if size > 0 else 0
 
 
 def default_host_id() -> str:
@@ -54,10 +65,10 @@ class PoolStats:
     idle: int
     busy: int
     starting: int
-    target: int = 0  # the size the pool is kept at
+    target: int = 0  # the number of sandboxes the pool is kept at (slots and spares)
 
 
-RetireHook = Callable[[str, str], None]  # (pool, reason)
+RetireHook = Callable[[str, str], None]  # (pool, reason label)
 StartHook = Callable[[str, float], None]  # (pool, seconds)
 
 
@@ -78,6 +89,10 @@ class _LanguagePool:
 
     @property
     def target(self) -> int:
+        return self.owner.config.kept_of(self.spec.pool)
+
+    @property
+    def slots(self) -> int:
         return self.owner.config.size_of(self.spec.pool)
 
     @property
@@ -138,17 +153,18 @@ class _LanguagePool:
         async with self.changed:
             self.busy -= 1
             self.recycling += 1
-        reason: str | None = "reset interrupted"  # until a reset says otherwise
+        # Until a reset says otherwise: a cancelled reset proves nothing.
+        reason: Retirement | None = Retirement(RetireReason.RESET_FAILED, "reset interrupted")
         try:
             retire = box.retire_reason or self._retire_reason(box)
             reason = retire if retire is not None else await box.reset()
         except Exception as exc:  # a reset that failed in any way retires
             log.exception("pool %s: reset of %s failed", self.spec.pool, box.id[:12])
-            reason = f"reset failed: {exc!r}"
+            reason = Retirement(RetireReason.RESET_FAILED, repr(exc))
         finally:
             await self._settle(box, reason)
 
-    async def _settle(self, box: Sandbox, reason: str | None) -> None:
+    async def _settle(self, box: Sandbox, reason: Retirement | None) -> None:
         """Back to idle after a good reset, else destroyed; the counts stay right."""
         async with self.changed:
             self.recycling -= 1
@@ -158,26 +174,18 @@ class _LanguagePool:
                 if reason is not None:
                     log.info("pool %s: retiring %s: %s", self.spec.pool, box.id[:12], reason)
                     if self.owner.on_retire is not None:
-                        self.owner.on_retire(self.spec.pool, _reason_label(reason))
+                        self.owner.on_retire(self.spec.pool, reason.reason.value)
                 self.owner.spawn(box.destroy())
             self.changed.notify_all()
         self.refill()
 
-    def _retire_reason(self, box: Sandbox) -> str | None:
+    def _retire_reason(self, box: Sandbox) -> Retirement | None:
         cfg = self.owner.config
         if box.jobs_run >= cfg.max_jobs_per_sandbox:
-            return "job-count limit"
+            return Retirement(RetireReason.JOB_COUNT, f"served {box.jobs_run} jobs")
         if time.monotonic() - box.created >= cfg.max_age_seconds:
-            return "age limit"
+            return Retirement(RetireReason.AGE, f"older than {cfg.max_age_seconds:g} s")
         return None
-
-
-def _reason_label(reason: str) -> str:
-    """A small, fixed set of values for the retirement metric's label."""
-    for key in ("timeout", "memory", "output", "pids", "disk", "job-count", "age", "died"):
-        if key in reason:
-            return key.replace("-", "_")
-    return "reset_failed"
 
 
 class Pool:
@@ -257,8 +265,8 @@ class Pool:
 
     @property
     def capacity(self) -> int:
-        """How many jobs the pools can run at once."""
-        return sum(p.target for p in self._pools.values())
+        """How many jobs the pools can run at once (their slots; spares are not slots)."""
+        return sum(p.slots for p in self._pools.values())
 
     def last_error(self, name: str) -> str | None:
         return self._pools[name].last_error
@@ -284,8 +292,10 @@ class Pool:
         box = await pool.acquire()
         try:
             yield box
-        except BaseException:
-            box.retire_reason = box.retire_reason or "job failed inside the sandbox"
+        except BaseException as exc:
+            box.retire_reason = box.retire_reason or Retirement(
+                RetireReason.JOB_FAILED, f"the job failed inside the sandbox: {exc!r}"
+            )
             raise
         finally:
             self.spawn(pool.release(box))

@@ -23,16 +23,18 @@ from typing import Any, Literal
 import aiodocker
 import aiohttp
 
-from sandboxd import hostfs
+from sandboxd import hostfs, namespaces
 from sandboxd.cgroup import Cgroup, CgroupError, Counters
 from sandboxd.limits import Limits
 from sandboxd.models import Job
+from sandboxd.reasons import Retirement, RetireReason
 
 log = logging.getLogger(__name__)
 
 WORK_DIR = "/work"
 TMP_DIR = "/tmp"
 SHM_DIR = "/dev/shm"
+MQUEUE_DIR = "/dev/mqueue"
 CONTROL_DIR = "/tmp/.sandboxd"  # the runner's output dir and command-mode stdin
 OUT_DIR = f"{CONTROL_DIR}/out"
 STDIN_FILE = f"{CONTROL_DIR}/stdin"
@@ -52,6 +54,12 @@ EXIT_POLL_S = 0.025
 EXIT_POLL_FAST_S = 0.002
 SHM_BYTES = 16 * 1024 * 1024
 NOFILE = 1024
+# The most entries a reset removes from the sandbox's directories before it retires the
+# sandbox instead: a job's own files (at most 500) fit many times over; 800,000 hard links
+# or a 10,000-level tree do not, and cost the reset a few milliseconds to refuse.
+RESET_MAX_ENTRIES = 2000
+SOCKET_SETTLE_TRIES = 4
+SOCKET_SETTLE_S = 0.005
 
 OutputSink = Callable[[Literal["stdout", "stderr"], bytes], None]
 
@@ -106,13 +114,18 @@ def container_config(spec: SandboxSpec, labels: dict[str, str]) -> dict[str, Any
             {"Name": "core", "Soft": 0, "Hard": 0},
         ],
         "IpcMode": "private",
-        # The IPC namespace lives as long as the container: System V shared memory is
-        # removed with its last user, and no message queue can be made to outlive a job
-        # (200 MB left in a segment would count against the next job's memory).
+        # The IPC and network namespaces live as long as the container, not the job; the
+        # reset verifies both are empty. These keep what a job can leave there small:
+        # System V shared memory goes with its last user, message queues cannot be made,
+        # semaphores are bounded to the classic limits (32,000 in all: the kernel memory
+        # they pin is charged to the container), and a closed TCP connection does not
+        # linger in TIME_WAIT holding its port for a minute.
         "Sysctls": {
             "kernel.shm_rmid_forced": "1",
             "kernel.msgmni": "0",
+            "kernel.sem": "250 32000 32 128",
             "fs.mqueue.queues_max": "0",
+            "net.ipv4.tcp_max_tw_buckets": "0",
         },
         "AutoRemove": False,
         "RestartPolicy": {"Name": "no"},
@@ -175,16 +188,20 @@ class Outcome:
     results_error: str | None = None
     run_ms: int = 0
 
-    @property
-    def limit_event(self) -> bool:
-        return (
-            self.wall_timed_out
-            or self.cpu_exceeded
-            or self.output_exceeded
-            or self.oom_killed
-            or self.pids_limit_hit
-            or self.disk_full
-        )
+    def limit_retirement(self) -> Retirement | None:
+        """Why the sandbox must not serve again after this run: a runaway program was
+        stopped by a limit, and whatever it was doing may not be over. None if no limit."""
+        for hit, reason, detail in (
+            (self.wall_timed_out, RetireReason.TIMEOUT, "wall-clock limit"),
+            (self.cpu_exceeded, RetireReason.TIMEOUT, "CPU-time limit"),
+            (self.oom_killed, RetireReason.MEMORY, "memory limit"),
+            (self.output_exceeded, RetireReason.OUTPUT, "output limit"),
+            (self.pids_limit_hit, RetireReason.PIDS, "pids limit"),
+            (self.disk_full, RetireReason.DISK, "disk limit"),
+        ):
+            if hit:
+                return Retirement(reason, detail)
+        return None
 
 
 class Sandbox:
@@ -210,7 +227,7 @@ class Sandbox:
         self.created = time.monotonic()
         self.jobs_run = 0
         self.standby_jobs = 0  # of which a standby runner served
-        self.retire_reason: str | None = None
+        self.retire_reason: Retirement | None = None
         self._memory_bytes = spec.limits.memory_bytes
         self._pids = spec.limits.pids
         self.use_standby = spec.standby
@@ -481,6 +498,7 @@ class Sandbox:
             raise SandboxError(str(exc)) from None
         self._evidence(before, after, limits, out)
         await asyncio.to_thread(self._collect_results, job, out)
+        self.retire_reason = self.retire_reason or out.limit_retirement()
         return out
 
     async def _supervise(
@@ -561,7 +579,9 @@ class Sandbox:
             if out.exit_code is None:
                 # Docker never said the process ended: it may still start (a slow engine)
                 # after our kill, and must not meet the next job.
-                self.retire_reason = self.retire_reason or "job process not seen to end"
+                self.retire_reason = self.retire_reason or Retirement(
+                    RetireReason.SUPERVISION, "Docker never confirmed the job's process ended"
+                )
         finally:
             for task in (reader, watcher, stopper):
                 task.cancel()
@@ -646,25 +666,28 @@ class Sandbox:
 
     # -- between jobs ---------------------------------------------------------------------
 
-    async def reset(self) -> str | None:
-        """Make the sandbox as good as new; return why it cannot be, or None when it is.
+    async def reset(self) -> Retirement | None:
+        """Make the sandbox as good as new; return why it must be retired instead, or
+        None when it is clean.
 
-        Verified, not assumed: every job process is gone (the cgroup holds only the
-        init and its idle child), and the work dir, /tmp and /dev/shm are empty.
+        Verified, not assumed, at a bounded cost: every job process is gone (the cgroup
+        holds only the init and its idle child); the network namespace holds no socket
+        and the IPC namespace no object; the work dir, /tmp, /dev/shm and /dev/mqueue are
+        empty, and the tmpfs roots as created. Whatever cannot be proven clean within
+        that bound is retired: retiring costs the next job nothing (a spare is warm).
         """
         await self._forget_standby()  # unused: its process goes with the rest
         left = await self._kill_job_processes()
         if left:
-            return f"{len(left)} job processes survived the kill"
+            return Retirement(RetireReason.PROCESSES, f"{len(left)} job processes survived")
         try:
             if self.cgroup.procs() != self.baseline:
-                return "the sandbox's own processes changed"
+                return Retirement(RetireReason.DIED, "the sandbox's own processes changed")
         except CgroupError as exc:
-            return f"the sandbox died: {exc}"
-        try:
-            await asyncio.to_thread(self._empty_dirs)
-        except OSError as exc:
-            return f"cannot empty the sandbox's directories: {exc}"
+            return Retirement(RetireReason.DIED, str(exc))
+        retire = await asyncio.to_thread(self._scrub)
+        if retire is not None:
+            return retire
         if (
             self._memory_bytes != self.spec.limits.memory_bytes
             or self._pids != self.spec.limits.pids
@@ -672,20 +695,61 @@ class Sandbox:
             try:
                 await self._apply_limits(self.spec.limits)
             except SandboxError as exc:
-                return str(exc)
+                return Retirement(RetireReason.RESET_FAILED, str(exc))
         await self.stand_by()
         return None
 
+    def _scrub(self) -> Retirement | None:
+        """The blocking part of the reset, cheapest checks first. No job process lives."""
+        try:
+            sockets = self._sockets_left()
+        except OSError as exc:
+            return Retirement(RetireReason.SOCKETS, f"cannot list the sandbox's sockets: {exc}")
+        if sockets:
+            what = ", ".join(f"{n} {table}" for table, n in sorted(sockets.items()))
+            return Retirement(RetireReason.SOCKETS, f"sockets left in its namespace: {what}")
+        try:
+            found, left = namespaces.empty_ipc(self._proc_fd)
+        except OSError as exc:
+            return Retirement(RetireReason.IPC, f"cannot empty the IPC namespace: {exc}")
+        if not left.empty:
+            return Retirement(RetireReason.IPC, f"IPC objects left: {left.describe()}")
+        if not found.empty:
+            log.info("sandbox %s: removed IPC objects: %s", self.id[:12], found.describe())
+        try:
+            self._empty_dirs()
+        except hostfs.TooMuchToRemove as exc:
+            return Retirement(RetireReason.FILES, str(exc))
+        except OSError as exc:
+            return Retirement(RetireReason.RESET_FAILED, f"cannot empty its directories: {exc}")
+        return None
+
+    def _sockets_left(self) -> dict[str, int]:
+        """Sockets per table still in the sandbox's network namespace. A connection the
+        kill closed may take a moment to finish closing: look again before saying so."""
+        for _ in range(SOCKET_SETTLE_TRIES):
+            counts = {t: n for t, n in namespaces.socket_counts(self._proc_fd).items() if n}
+            if not counts:
+                break
+            time.sleep(SOCKET_SETTLE_S)
+        return counts
+
     def _empty_dirs(self) -> None:
+        budget = hostfs.RemovalBudget(RESET_MAX_ENTRIES)
         root = hostfs.open_root(self._proc_fd)
         try:
-            for d in (WORK_DIR, TMP_DIR, SHM_DIR):
-                fd = hostfs.open_dir(root, d)
+            for d in (WORK_DIR, TMP_DIR, SHM_DIR, MQUEUE_DIR):
                 try:
-                    hostfs.empty_dir(fd)
+                    fd = hostfs.open_dir(root, d)
+                except FileNotFoundError:
+                    if d == MQUEUE_DIR:  # not every runtime mounts it
+                        continue
+                    raise
+                try:
+                    hostfs.empty_dir(fd, budget)
                     if not hostfs.is_empty(fd):
                         raise OSError(f"{d} is not empty after the reset")
-                    if d != SHM_DIR:  # /dev/shm is root's; the job user cannot change it
+                    if d in (WORK_DIR, TMP_DIR):  # the job user's own tmpfs roots
                         self._restore_root(fd, d)
                 finally:
                     os.close(fd)

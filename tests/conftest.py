@@ -54,10 +54,12 @@ async def python_spec(docker: aiodocker.Docker) -> SandboxSpec:
 async def pool(docker: aiodocker.Docker, python_spec: SandboxSpec) -> AsyncIterator[Pool]:
     """The session's warm Python pool (two sandboxes)."""
     p = Pool(docker, {"python": python_spec}, PoolConfig(size=2), host_id=TEST_HOST_ID)
-    await p.start()
-    assert await p.wait_warm(120), p.last_error("python")
-    yield p
-    await p.close()
+    try:
+        await p.start()
+        assert await p.wait_warm(120), p.last_error("python")
+        yield p
+    finally:  # a pool that never got warm still has containers to remove
+        await p.close()
 
 
 @pytest.fixture
@@ -72,11 +74,28 @@ async def make_pool(docker: aiodocker.Docker, python_spec: SandboxSpec) -> Async
             PoolConfig(size=size, **config),
             host_id=TEST_HOST_ID,
         )
-        made.append(p)
+        made.append(p)  # before anything can fail: closed whatever happens
         await p.start()  # leaves this process's own sandboxes alone
         assert await p.wait_warm(120), p.last_error("python")
         return p
 
-    yield factory
-    for p in made:
-        await p.close()
+    try:
+        yield factory
+    finally:
+        for p in made:
+            await p.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that reaches the engine through the `docker` fixture carries the
+    `docker` marker, so `-m "not docker"` is the suite that needs no engine."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "docker" in getattr(item, "fixturenames", ())
+        and item.get_closest_marker("docker") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests that use the Docker engine but are not marked docker: " + ", ".join(unmarked)
+        )

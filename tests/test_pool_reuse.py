@@ -7,6 +7,7 @@ import json
 import os
 
 import aiodocker
+import pytest
 
 from sandboxd.jobs import RunContext, execute
 from sandboxd.models import Verdict
@@ -14,6 +15,7 @@ from sandboxd.pool import LABEL_HOST, LABEL_MANAGED, LABEL_PID, remove_leftovers
 from sandboxd.sandbox import SandboxSpec
 from tests.conftest import TEST_HOST_ID, make_job
 
+pytestmark = pytest.mark.docker
 CTX = RunContext()
 
 LEAVE_TRACES = r"""
@@ -135,7 +137,7 @@ async def test_leftovers_of_a_dead_process_are_removed(
 SPOIL_TMPFS_ROOTS = r"""
 import os
 os.chdir("/tmp")
-for _ in range(2500):  # deeper than Python's recursion limit
+for _ in range(100):  # a tree worth cleaning (a far deeper one retires the sandbox)
     os.mkdir("d")
     os.chdir("d")
 os.setxattr("/work", "user.spoiled", b"1")
@@ -160,7 +162,7 @@ TWO_TESTS = {
 
 
 async def test_a_spoiled_work_dir_and_tmp_are_restored_for_the_next_job(make_pool: object) -> None:
-    """A 2500-level tree in /tmp, /tmp chmod 000, /work read-only with an xattr: the reset
+    """A 100-level tree in /tmp, /tmp chmod 000, /work read-only with an xattr: the reset
     restores them and the next (tests-mode) job in the same sandbox passes."""
     pool = await make_pool(size=1)  # type: ignore[operator]
     ids = []

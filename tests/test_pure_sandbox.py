@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,7 @@ def test_container_config_is_locked_down() -> None:
     assert hc["ReadonlyRootfs"] is True
     assert hc["CapDrop"] == ["ALL"] and "CapAdd" not in hc
     assert hc["SecurityOpt"] == ["no-new-privileges"]  # default seccomp stays on
+    assert hc["Sysctls"]["net.ipv4.tcp_max_tw_buckets"] == "0"
     assert hc["Init"] is True
     assert hc["Memory"] == hc["MemorySwap"] == 256 * 1024 * 1024
     assert hc["PidsLimit"] == 128
@@ -116,30 +120,15 @@ def test_read_capped_refuses_a_symlinked_directory(tmp_path: Path) -> None:
         os.close(base)
 
 
-def test_write_files_and_empty_dir(tmp_path: Path) -> None:
-    """Files land at their paths with their modes; emptying removes everything, links too."""
-    base = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        uid, gid = os.getuid(), os.getgid()
-        hostfs.write_files(base, [("a/b/c.txt", b"hi", None), ("run.sh", b"#!", 0o755)], uid, gid)
-        assert (tmp_path / "a/b/c.txt").read_bytes() == b"hi"
-        assert (tmp_path / "run.sh").stat().st_mode & 0o777 == 0o755
-        outside = tmp_path.parent / f"{tmp_path.name}-outside"
-        outside.mkdir()
-        (outside / "keep").write_text("keep")
-        (tmp_path / "link").symlink_to(outside)
-        os.chmod(tmp_path / "a", 0)
-        hostfs.empty_dir(base)
-        assert hostfs.is_empty(base)
-        assert (outside / "keep").read_text() == "keep"  # the link was removed, not followed
-    finally:
-        os.close(base)
-
-
 def test_empty_dir_copes_with_a_very_deep_tree(tmp_path: Path) -> None:
     """A job can leave thousands of nested directories: emptying must not recurse (a
-    RecursionError there once left the sandbox neither reset nor retired)."""
-    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    RecursionError there once left the sandbox neither reset nor retired), and a link at
+    the bottom is removed, not followed."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("keep")
+    (tmp_path / "box").mkdir()
+    fd = os.open(tmp_path / "box", os.O_RDONLY | os.O_DIRECTORY)
     try:
         for level in range(3000):  # mkdir + descend, as a hostile job would
             os.mkdir("d", dir_fd=fd)
@@ -148,25 +137,75 @@ def test_empty_dir_copes_with_a_very_deep_tree(tmp_path: Path) -> None:
             new = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
             os.close(fd)
             fd = new
-        os.symlink("/etc", "etc-link", dir_fd=fd)
+        os.symlink(outside, "outside-link", dir_fd=fd)
     finally:
         os.close(fd)
-    base = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    base = os.open(tmp_path / "box", os.O_RDONLY | os.O_DIRECTORY)
     try:
-        hostfs.empty_dir(base)
+        hostfs.empty_dir(base, hostfs.RemovalBudget(20_000))
         assert hostfs.is_empty(base)
-        assert os.path.isdir("/etc/ssl") or os.path.isdir("/etc")  # untouched
+        assert (outside / "keep").read_text() == "keep"
     finally:
         os.close(base)
 
 
-def test_empty_dir_gives_up_past_its_bound(tmp_path: Path) -> None:
-    for i in range(20):
-        (tmp_path / f"f{i}").write_text("")
-    base = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+@pytest.fixture
+def shm_dir() -> Iterator[Path]:
+    """A directory on a tmpfs (the host's /dev/shm), where sandboxes' directories live."""
+    path = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="sandboxd-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_write_files_and_empty_dir(shm_dir: Path) -> None:
+    """Files land at their paths with their modes; emptying removes everything, links too."""
+    base = os.open(shm_dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        with pytest.raises(OSError, match="more than 10 entries"):
-            hostfs.empty_dir(base, max_entries=10)
+        uid, gid = os.getuid(), os.getgid()
+        hostfs.write_files(base, [("a/b/c.txt", b"hi", None), ("run.sh", b"#!", 0o755)], uid, gid)
+        assert (shm_dir / "a/b/c.txt").read_bytes() == b"hi"
+        assert (shm_dir / "run.sh").stat().st_mode & 0o777 == 0o755
+        outside = shm_dir.parent / f"{shm_dir.name}-outside"
+        outside.mkdir()
+        (outside / "keep").write_text("keep")
+        (shm_dir / "link").symlink_to(outside)
+        os.chmod(shm_dir / "a", 0)
+        hostfs.empty_dir(base, hostfs.RemovalBudget(100))
+        assert hostfs.is_empty(base)
+        assert (outside / "keep").read_text() == "keep"  # the link was removed, not followed
+    finally:
+        os.close(base)
+
+
+def test_empty_dir_refuses_a_huge_directory_before_touching_it(shm_dir: Path) -> None:
+    """50,000 entries (hard links cost a job nothing): the directory's size alone says
+    it holds more than the budget, so nothing is removed and the refusal is immediate."""
+    (shm_dir / "f").write_text("")
+    for i in range(50_000):
+        os.link(shm_dir / "f", shm_dir / f"l{i}")
+    base = os.open(shm_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(hostfs.TooMuchToRemove):
+            hostfs.empty_dir(base, hostfs.RemovalBudget(2000))
+        assert len(os.listdir(base)) == 50_001
+    finally:
+        os.close(base)
+
+
+def test_empty_dir_gives_up_past_its_budget_while_working(shm_dir: Path) -> None:
+    """Entries spread over subdirectories pass each size check but are counted as they
+    are moved and removed: past the budget the emptying stops."""
+    for d in range(5):
+        for f in range(5):
+            (shm_dir / f"d{d}").mkdir(exist_ok=True)
+            (shm_dir / f"d{d}" / f"f{f}").write_text("")
+    base = os.open(shm_dir, os.O_RDONLY | os.O_DIRECTORY)
+    budget = hostfs.RemovalBudget(12)
+    try:
+        with pytest.raises(hostfs.TooMuchToRemove):
+            hostfs.empty_dir(base, budget)
+        assert budget.left < 0
+        assert os.listdir(base)  # stopped part-way: the sandbox is retired, not cleaned
     finally:
         os.close(base)
 
@@ -200,3 +239,4 @@ def test_a_pinned_process_root_is_never_another_process_root() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+

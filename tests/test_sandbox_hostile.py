@@ -12,6 +12,7 @@ from sandboxd.models import Result, Verdict
 from sandboxd.pool import Pool
 from tests.conftest import make_job
 
+pytestmark = pytest.mark.docker
 CTX = RunContext()
 OK_PROGRAM = {"ok.py": "print('fine')\n"}
 
