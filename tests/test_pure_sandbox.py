@@ -31,7 +31,8 @@ def test_container_config_is_locked_down() -> None:
     assert hc["NetworkMode"] == "none" and cfg["NetworkDisabled"] is True
     assert hc["ReadonlyRootfs"] is True
     assert hc["CapDrop"] == ["ALL"] and "CapAdd" not in hc
-    assert hc["SecurityOpt"] == ["no-new-privileges"]  # default seccomp stays on
+    assert hc["SecurityOpt"][0] == "no-new-privileges"
+    assert hc["SecurityOpt"][1].startswith("seccomp={")  # our profile, not the engine's
     assert hc["Sysctls"]["net.ipv4.tcp_max_tw_buckets"] == "0"
     assert hc["Init"] is True
     assert hc["Memory"] == hc["MemorySwap"] == 256 * 1024 * 1024
@@ -240,3 +241,31 @@ def test_a_pinned_process_root_is_never_another_process_root() -> None:
             proc.kill()
             proc.wait()
 
+
+def test_seccomp_profile_denies_by_default_and_never_allows_io_uring() -> None:
+    """The profile is a list of what is allowed, EPERM for the rest; io_uring is denied
+    by name, clone3 answers ENOSYS (so libc uses clone, whose flags are checked), and no
+    rule lets a job create namespaces."""
+    import json
+
+    from sandboxd.sandbox import seccomp_profile
+
+    profile = json.loads(seccomp_profile())
+    assert profile["defaultAction"] == "SCMP_ACT_ERRNO" and profile["defaultErrnoRet"] == 1
+    allowed = {
+        name
+        for rule in profile["syscalls"]
+        if rule["action"] == "SCMP_ACT_ALLOW"
+        for name in rule["names"]
+    }
+    for name in ("io_uring_setup", "io_uring_enter", "io_uring_register", "unshare", "setns",
+                 "mount", "bpf", "keyctl", "add_key", "userfaultfd", "clone3"):  # fmt: skip
+        assert name not in allowed, name
+    (clone,) = [r for r in profile["syscalls"] if r["names"] == ["clone"]]
+    assert clone["args"] == [
+        {"index": 0, "value": 0x7E020000, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}
+    ]
+    (clone3,) = [r for r in profile["syscalls"] if r["names"] == ["clone3"]]
+    assert (clone3["action"], clone3["errnoRet"]) == ("SCMP_ACT_ERRNO", 38)
+    for name in ("read", "write", "openat", "execve", "getrandom", "futex", "rseq", "wait4"):
+        assert name in allowed, name

@@ -167,6 +167,32 @@ async def test_the_sandbox_is_locked_down(pool: Pool, monkeypatch: pytest.Monkey
     await assert_next_job_fine(pool)
 
 
+IO_URING = r"""
+import ctypes, errno, json
+libc = ctypes.CDLL(None, use_errno=True)
+params = ctypes.create_string_buffer(120)  # struct io_uring_params
+out = {}
+for name, nr, args in (("setup", 425, (8, params)), ("enter", 426, (0, 1, 0, 0, None, 0)),
+                       ("register", 427, (0, 0, None, 0))):
+    rc = libc.syscall(nr, *args)
+    out[name] = (rc, errno.errorcode.get(ctypes.get_errno()))
+out["unshare_user"] = (libc.unshare(0x10000000), errno.errorcode.get(ctypes.get_errno()))
+print(json.dumps(out))
+"""
+
+
+async def test_io_uring_and_new_namespaces_are_refused(pool: Pool) -> None:
+    """Our seccomp profile refuses io_uring (a second system-call interface no filter can
+    see into) whatever the engine's default allows, and creating namespaces."""
+    result = await run_cmd(pool, IO_URING)
+    assert result.status is Verdict.PASSED, result
+    seen = json.loads(result.stdout)
+    for name in ("setup", "enter", "register"):
+        assert seen[name] == [-1, "EPERM"], seen
+    assert seen["unshare_user"] == [-1, "EPERM"]
+    await assert_next_job_fine(pool)
+
+
 async def test_invalid_utf8_output_is_replaced(pool: Pool) -> None:
     """Bytes that are not UTF-8 reach the result as replacement characters, not a crash."""
     result = await run_cmd(pool, "import sys\nsys.stdout.buffer.write(b'ok \\xff\\xfe end\\n')\n")
