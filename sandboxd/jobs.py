@@ -49,7 +49,11 @@ def evidence_of(job: Job, limits: Limits, out: Outcome) -> tuple[Evidence, Runne
     """Turn a sandbox outcome into verdict evidence. Pure."""
     report: RunnerReport | None = None
     report_error = out.results_error
-    if job.command is None and out.results is not None:
+    # The runner exits 0 once it has written its report: a file found after any other
+    # end (killed, crashed) was not written by a runner that finished, and the tests'
+    # own code may have put it there. It is not evidence of anything.
+    finished = out.exit_code == 0 and not out.killed_by_us
+    if job.command is None and out.results is not None and finished:
         try:
             report = parse_report(out.results)
         except ReportError as exc:

@@ -40,20 +40,38 @@ def _text(value: Any, limit: int) -> str | None:
     return text
 
 
+def _shown(value: Any) -> str:
+    """A value of the file, for a message: its repr, short."""
+    return _text(repr(value), 80) or ""
+
+
 def parse_report(raw: bytes) -> RunnerReport:
     """Parse `results.json`; the file is written by code the learner could influence,
-    so every field is checked and every string capped."""
+    so every field is checked and every string capped. Whatever the bytes, the outcome
+    is a report or a ReportError saying what is wrong with the file, never another
+    exception: a crash here would make the learner's doing our failure."""
     if len(raw) > MAX_RESULTS_BYTES:
         raise ReportError(f"results.json is larger than {MAX_RESULTS_BYTES} bytes")
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ReportError(f"results.json is not valid JSON: {exc}") from None
+    except RecursionError:  # [[[[... two hundred thousand deep
+        raise ReportError("results.json is nested too deeply to be a test report") from None
+    try:
+        return _report(doc)
+    except ReportError:
+        raise
+    except Exception as exc:  # a shape no check above foresaw: still the file's fault
+        raise ReportError(f"results.json is not a test report ({type(exc).__name__})") from None
+
+
+def _report(doc: Any) -> RunnerReport:
     if not isinstance(doc, dict):
         raise ReportError("results.json is not a JSON object")
     status = doc.get("status")
     if status not in ("pass", "fail", "error"):
-        raise ReportError(f"results.json has an invalid status {status!r}")
+        raise ReportError(f"results.json has an invalid status {_shown(status)}")
     raw_tests = doc.get("tests", [])
     if raw_tests is None:
         raw_tests = []
@@ -68,7 +86,9 @@ def parse_report(raw: bytes) -> RunnerReport:
             raise ReportError(f"results.json test #{i} has no name")
         t_status = item.get("status")
         if t_status not in ("pass", "fail", "error"):
-            raise ReportError(f"results.json test {name!r} has an invalid status {t_status!r}")
+            raise ReportError(
+                f"results.json test {_shown(name)} has an invalid status {_shown(t_status)}"
+            )
         task_id = item.get("task_id")
         tests.append(
             TestResult(

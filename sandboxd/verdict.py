@@ -68,6 +68,13 @@ def signal_name(signum: int | None) -> str | None:
         return f"SIG{signum}"
 
 
+def _exit_status(code: int | None) -> str:
+    """`exit code 1`, or `ended by SIGKILL` for the 128+n a signal's end reads as."""
+    if code is not None and 128 < code < 128 + 65:
+        return f"ended by {signal_name(code - 128)}"
+    return f"exit code {code}"
+
+
 def outputs_match(expected: str, actual: str) -> bool:
     """Compare program output the way judges usually do: trailing whitespace on each
     line and trailing blank lines do not matter; everything else does."""
@@ -110,18 +117,29 @@ def applicable(ev: Evidence) -> dict[Verdict, str]:
 def _tests_verdicts(ev: Evidence, found: dict[Verdict, str]) -> None:
     report = ev.report
     if report is None:
-        # No results: if a limit explains it, that limit is the verdict; otherwise the
-        # learner's code ended the runner (a crash, os._exit, a kill) or we failed.
-        if ev.exit_code not in (None, 0) or ev.signal is not None:
-            how = (
-                f"was killed by {signal_name(ev.signal)}"
-                if ev.signal is not None
-                else f"exited with code {ev.exit_code}"
+        # No usable results. A limit explains that when one was hit. Otherwise, as the
+        # runner and its files are within reach of the tests' code, whatever became of
+        # them is the learner's doing: only an end we did not see is ours.
+        if ev.signal is not None:
+            found[Verdict.RUNTIME_ERROR] = (
+                f"The test run ended before reporting results: it was killed by "
+                f"{signal_name(ev.signal)}."
             )
-            found[Verdict.RUNTIME_ERROR] = f"The test run ended before reporting results: it {how}."
+        elif ev.exit_code not in (None, 0):
+            found[Verdict.RUNTIME_ERROR] = (
+                f"The test runner did not finish ({_exit_status(ev.exit_code)}), so no "
+                "results of this run can be trusted; your code may have stopped it."
+            )
+        elif ev.exit_code == 0:
+            found[Verdict.RUNTIME_ERROR] = (
+                f"The test results could not be used: {ev.report_error}; your code may have "
+                "changed the test runner's files."
+                if ev.report_error
+                else "The test runner finished without results; your code may have removed them."
+            )
         elif not found:
             found[Verdict.INTERNAL_ERROR] = (
-                "The test runner produced no results; the job may be retried."
+                "The test runner's end was not seen; the job may be retried."
             )
         return
     if report.status == "error":

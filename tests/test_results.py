@@ -66,3 +66,44 @@ def test_lone_surrogates_in_a_forged_results_file_are_replaced() -> None:
     report = parse_report(raw)
     assert report.tests[0].name == "?x"
     assert report.tests[0].message == "?"
+
+
+def test_a_report_nested_two_hundred_thousand_deep_is_a_report_error() -> None:
+    """json's recursion limit is the file's fault, not a crash of ours (a RecursionError
+    once escaped parse_report, and `sandboxd run` died with a traceback)."""
+    for raw in (b"[" * 200_000 + b"]" * 200_000, b'{"status": "pass", "tests": ' + b"[" * 200_000):
+        with pytest.raises(ReportError, match=r"nested too deeply|not valid JSON"):
+            parse_report(raw)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.sampled_from(["name", "status", "tests", "message", "task_id",
+                                      "output", "test_code", "x"]), children, max_size=6),
+    max_leaves=30,
+)  # fmt: skip
+
+
+@given(
+    st.fixed_dictionaries(
+        {"status": st.sampled_from(["pass", "fail", "error"]), "tests": st.lists(JSON)}
+    )
+    | JSON
+)
+def test_any_json_shape_parses_or_raises_report_error(doc: object) -> None:
+    """Whatever shape a forged file has, the outcome is a report or a ReportError."""
+    try:
+        report = parse_report(json.dumps(doc).encode())
+    except ReportError:
+        return
+    Result(id="x", status=Verdict.FAILED, tests=list(report.tests)).to_json()
+
+
+def test_oversized_fields_are_cut() -> None:
+    """A 5 MB test name and a 1 MB message are cut to their limits, not refused."""
+    test = {"name": "n" * 5_000_000, "status": "pass", "message": "m" * 1_000_000}
+    report = parse_report(json.dumps({"status": "pass", "tests": [test]}).encode())
+    (parsed,) = report.tests
+    assert len(parsed.name) == 500 and parsed.name.endswith("…")
+    assert parsed.message is not None and len(parsed.message) == 4000

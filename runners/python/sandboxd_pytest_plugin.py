@@ -8,6 +8,9 @@ results.json (see README.md for the line format).
 
 Targets Debian bookworm's pytest 7.2 and pluggy 1.0 (so old-style `hookwrapper=True`);
 works with pytest 8 too. Only public pytest API is used.
+
+PYTEST_DONT_REWRITE: the warm runner imports this module before pytest starts; without
+this marker pytest would warn, in the learner's output, that it cannot rewrite it.
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ import io
 import json
 import os
 import re
+import stat
 import sys
 import textwrap
+import threading
+import time
 import tokenize
 import traceback
 from collections.abc import Iterable
@@ -28,11 +34,15 @@ from typing import Any
 import pytest
 
 EVENTS_ENV = "SANDBOXD_EVENTS"
+NAME_LIMIT = 500  # a parametrisation id can be megabytes long
 MESSAGE_LIMIT = 1000
 TOP_MESSAGE_LIMIT = 2000
+TEST_CODE_LIMIT = 4000
 OUTPUT_LIMIT = 500
 OUTPUT_TRUNCATED = "\n...\nOutput was truncated. Please limit to 500 chars."
 MAX_FRAMES = 5
+SPILL_AFTER = 64 * 1024
+SPILL_POLL_S = 0.01
 
 # Popped at import (before any learner code runs) so tests never see it.
 _EVENTS_PATH = os.environ.pop(EVENTS_ENV, None)
@@ -304,10 +314,10 @@ class Recorder:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
-        event: dict[str, Any] = {"e": "start", "name": display_name(item)}
+        event: dict[str, Any] = {"e": "start", "name": _cap(display_name(item), NAME_LIMIT)}
         code = self._test_code(item)
         if code:
-            event["test_code"] = code
+            event["test_code"] = _cap(code, TEST_CODE_LIMIT)
         task_id = _task_id(item)
         if task_id is not None:
             event["task_id"] = task_id
@@ -408,10 +418,89 @@ def _conftest_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-@pytest.hookimpl(hookwrapper=True)
+class _Spill:
+    """Passes what a test writes past SPILL_AFTER bytes of pytest's capture file on to the
+    real stdout or stderr, where the daemon counts it against the job's output limit.
+
+    pytest captures a test's output (fd 1 and 2) into a temporary file in /tmp: left
+    alone, a test printing in a loop fills the disk and fails with ENOSPC instead of
+    being stopped at the output limit. A test's first SPILL_AFTER bytes stay captured
+    exactly as pytest does it (its `output` in the results); beyond that the output goes
+    out as it comes, read from the capture file by one thread that looks every
+    SPILL_POLL_S. The capture file is told from anything else on fd 1/2 by being a
+    regular file with no name (pytest's is unlinked at creation).
+    """
+
+    def __init__(self) -> None:
+        self._real: dict[int, int] = {}
+        self._sent = {1: 0, 2: 0}
+        self._lock = threading.Lock()
+
+    def keep_real_streams(self) -> None:
+        """Before pytest's capture starts: our own copies of the real fd 1 and 2."""
+        for fd in (1, 2):
+            try:
+                self._real[fd] = os.dup(fd)  # not inherited by the tests' children
+            except OSError:
+                continue
+
+    def start(self) -> None:
+        if self._real:
+            threading.Thread(target=self._run, name="sandboxd-spill", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(SPILL_POLL_S)
+            self.pass_on()
+
+    def pass_on(self) -> None:
+        """Pass on what is due now (also called as a test phase ends, still captured,
+        so its last bytes count too)."""
+        with self._lock:
+            for fd, real in self._real.items():
+                try:
+                    self._pass_on(fd, real)
+                except OSError:
+                    continue
+
+    def _pass_on(self, fd: int, real: int) -> None:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 0:
+            self._sent[fd] = 0  # not capturing now: the next phase starts from nothing
+            return
+        sent = self._sent[fd]
+        if st.st_size < sent:  # pytest read and emptied it between two looks
+            sent = 0
+        start = max(sent, SPILL_AFTER)
+        while start < st.st_size:
+            data = os.pread(fd, min(st.st_size - start, 1 << 20), start)
+            if not data:
+                break
+            view = memoryview(data)
+            while view:
+                view = view[os.write(real, view) :]
+            start += len(data)
+        self._sent[fd] = max(sent, start)
+
+
+_spill = _Spill()
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterable[None]:
+    # trylast: inside the capture plugin's wrapper, so the call is still being captured
+    # and its last bytes are passed on too. (Set-up and teardown are left to the thread.)
+    yield
+    _spill.pass_on()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_load_initial_conftests(
     early_config: pytest.Config, parser: pytest.Parser, args: list[str]
 ) -> Iterable[None]:
+    # tryfirst: this runs before the capture plugin's own wrapper starts capturing.
+    if _events is not None and early_config.known_args_namespace.capture == "fd":
+        _spill.keep_real_streams()
     # A broken conftest.py stops pytest before pytest_configure: report it from here.
     outcome: Any = yield
     if outcome.excinfo is not None and _events is not None:
@@ -421,6 +510,7 @@ def pytest_load_initial_conftests(
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _spill.start()
     config.addinivalue_line("markers", "task(taskno): the exercise task this test belongs to")
     if _events is not None and not config.pluginmanager.has_plugin("sandboxd-recorder"):
         config.pluginmanager.register(Recorder(config, _events), "sandboxd-recorder")
