@@ -180,6 +180,10 @@ class Cgroup:
         except OSError as exc:
             raise CgroupError(f"cannot {'freeze' if frozen else 'thaw'} cgroup: {exc}") from None
 
+    def thaw(self) -> None:
+        """Let the cgroup run again, whatever left it frozen (or stuck freezing)."""
+        self._set_frozen(False)
+
     def _is_frozen(self) -> bool:
         if self.version == 1:
             return self._read(self.freezer / "freezer.state").strip() == "FROZEN"

@@ -22,6 +22,7 @@ from typing import Any
 
 import aiodocker
 
+from sandboxd.cgroup import Cgroup, CgroupError
 from sandboxd.limits import Limits
 from sandboxd.reasons import Retirement, RetireReason
 from sandboxd.sandbox import Sandbox, SandboxError, SandboxSpec
@@ -32,6 +33,8 @@ LABEL_MANAGED = "sandboxd.managed"
 LABEL_POOL = "sandboxd.pool"
 LABEL_HOST = "sandboxd.host"
 LABEL_PID = "sandboxd.pid"
+# How long the engine may take to remove a leftover sandbox before we go on without it.
+LEFTOVER_DELETE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -332,7 +335,24 @@ async def remove_leftovers(docker: aiodocker.Docker, host_id: str) -> int:
             pid = 0
         if pid == os.getpid() or (pid > 0 and _pid_alive(pid)):
             continue
-        with contextlib.suppress(aiodocker.DockerError):
-            await c.delete(force=True)
+        try:
+            await _thaw(c)
+            await asyncio.wait_for(c.delete(force=True), LEFTOVER_DELETE_S)
             removed += 1
+        except aiodocker.DockerError:
+            continue
+        except TimeoutError:
+            log.error("sandbox %s left by pid %d: the engine did not remove it", c.id[:12], pid)
     return removed
+
+
+async def _thaw(container: Any) -> None:
+    """A sandboxd killed while it held a sandbox's cgroup frozen (killing its job
+    processes) leaves it frozen, or stuck freezing around a `docker exec` that was
+    starting: the engine then cannot kill it, and its removal hangs for ever."""
+    info = await container.show()
+    pid = int((info.get("State") or {}).get("Pid") or 0)
+    if pid <= 0:
+        return
+    with contextlib.suppress(CgroupError):
+        Cgroup.of_pid(pid).thaw()

@@ -41,6 +41,7 @@ def test_defaults() -> None:
     assert settings.region == "us-east-1"
     assert (settings.http_host, settings.http_port) == ("127.0.0.1", 8700)
     assert settings.pool_sizes == {"python": 2}
+    assert settings.pool_spares == 1
     assert settings.maxima == DEFAULT_MAXIMA
     assert settings.grace_seconds == 30.0
     assert settings.heartbeat_seconds < settings.visibility_timeout
@@ -64,6 +65,7 @@ def test_reads_every_field_from_its_variable() -> None:
             "SANDBOXD_STATE_DIR": "/var/lib/sandboxd",
             "SANDBOXD_HTTP_ADDR": "[::1]:9000",
             "SANDBOXD_POOL_SIZES": "python=3",
+            "SANDBOXD_POOL_SPARES": "0",
             "SANDBOXD_MAX_WALL_SECONDS": "1.5",
             "SANDBOXD_MAX_CPU_SECONDS": "2",
             "SANDBOXD_MAX_MEMORY_MB": "512",
@@ -86,6 +88,7 @@ def test_reads_every_field_from_its_variable() -> None:
     assert settings.embedded_sqs_log == Path("/var/lib/sandboxd/embedded-sqs.log")
     assert (settings.http_host, settings.http_port) == ("::1", 9000)
     assert settings.pool_sizes == {"python": 3}
+    assert settings.pool_spares == 0
     assert settings.maxima == Limits(
         wall_seconds=1.5, cpu_seconds=2.0, memory_mb=512, pids=64, output_bytes=1000, disk_mb=10
     )
@@ -145,6 +148,7 @@ def test_settings_are_frozen() -> None:
         ("POOL_SIZES", '{"python": 1.5}', "whole number"),
         ("POOL_SIZES", "{python: 1}", "not valid JSON"),
         ("POOL_SIZES", "[1]", 'must be JSON like {"python": 2}'),
+        ("POOL_SPARES", "-1", "greater than or equal to 0"),
         ("MAX_WALL_SECONDS", "0", "greater than 0"),
         ("MAX_WALL_SECONDS", "nan", "finite number"),
         ("MAX_CPU_SECONDS", "inf", "finite number"),
@@ -348,3 +352,14 @@ def test_load_settings_warns_even_when_it_then_fails(caplog: pytest.LogCaptureFi
         "SANDBOXD_MAX_PID is not a setting (did you mean SANDBOXD_MAX_PIDS?)",
         "SANDBOXD_VISIBILITY_TIMOUT is not a setting (did you mean SANDBOXD_VISIBILITY_TIMEOUT?)",
     ]
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    """The README's configuration table names every variable the daemon reads."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for field in Settings.model_fields:
+        name = env_name(field)
+        documented = f"`{name}`" in readme or (
+            name.startswith("SANDBOXD_MAX_") and "`SANDBOXD_MAX_WALL_SECONDS`, `…_" in readme
+        )
+        assert documented, f"{name} is not in README.md"
