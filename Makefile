@@ -51,6 +51,8 @@ bench: setup
 	$(BIN)/python bench/warm_path.py
 	$(BIN)/python bench/sqs_path.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/reset.py
+	$(BIN)/python bench/large_suite.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

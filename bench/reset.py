@@ -6,8 +6,8 @@ can make it cost.
     after X      a hostile job X (a tree of hard links, a deep tree, IPC objects,
                  loopback TCP), then the reset timed: it either cleans the sandbox or
                  says it must be retired — how long it takes to decide is the cost
-    acquire      through a pool of size 1 (`sandboxd run --pool-size 1` does the same):
-                 the next job's `acquire_ms` right after each hostile job
+    acquire      through a pool of one slot and a spare (what `sandboxd run --pool-size 1
+                 DIR...` keeps): the next job's `acquire_ms` right after each hostile job
 
 Bounded: ROUNDS clean resets (default 20) and each hostile job once per round of
 `--hostile-rounds` (default 3). Prints medians. Run with `make bench`.
@@ -111,7 +111,9 @@ async def main_async(rounds: int, hostile_rounds: int) -> None:
             print(f"hostile round {r + 1}/{hostile_rounds} done", file=sys.stderr, flush=True)
 
         acquire: dict[str, list[int]] = {name: [] for name in HOSTILE}
-        pool = Pool(docker, {"python": spec}, PoolConfig(size=1), host_id="bench-reset")
+        # One slot and a spare: what `sandboxd run --pool-size 1 DIR...` keeps.
+        config = PoolConfig(size=1, spares=1)
+        pool = Pool(docker, {"python": spec}, config, host_id="bench-reset")
         await pool.start()
         try:
             if not await pool.wait_warm(120):

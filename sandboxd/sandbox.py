@@ -52,14 +52,17 @@ CAPTURE_CAP = 64 * 1024
 # children may still hold, before they are killed by the reset.
 DRAIN_GRACE_S = 0.05
 CPU_POLL_S = 0.1
-EXIT_POLL_S = 0.025
+# While output flows the process is alive; its end usually shows as the end of the output
+# stream first (then EXIT_POLL_FAST_S). Each look is a Docker API call.
+EXIT_POLL_S = 0.1
 EXIT_POLL_FAST_S = 0.002
 SHM_BYTES = 16 * 1024 * 1024
 NOFILE = 1024
-# The most entries a reset removes from the sandbox's directories before it retires the
-# sandbox instead: a job's own files (at most 500) fit many times over; 800,000 hard links
-# or a 10,000-level tree do not, and cost the reset a few milliseconds to refuse.
-RESET_MAX_ENTRIES = 2000
+# The most work a reset does on the sandbox's directories before it retires the sandbox
+# instead (a unit per file, ten per directory: hostfs.RemovalBudget): a job's own files
+# (at most 500, hoisted out of their directories and removed) fit; 800,000 hard links or
+# a 3000-level tree do not, and cost the reset a few milliseconds to refuse.
+RESET_BUDGET = 2000
 SOCKET_SETTLE_TRIES = 4
 SOCKET_SETTLE_S = 0.005
 
@@ -750,7 +753,7 @@ class Sandbox:
         return counts
 
     def _empty_dirs(self) -> None:
-        budget = hostfs.RemovalBudget(RESET_MAX_ENTRIES)
+        budget = hostfs.RemovalBudget(RESET_BUDGET)
         root = hostfs.open_root(self._proc_fd)
         try:
             for d in (WORK_DIR, TMP_DIR, SHM_DIR, MQUEUE_DIR):

@@ -15,6 +15,10 @@ from sandboxd.limits import Limits, describe_bytes, describe_seconds
 from sandboxd.models import Verdict
 from sandboxd.results import RunnerReport
 
+# Exit statuses of a `docker exec` whose program could not be executed (126: not
+# executable, 127: not found). The runner itself exits 0, 1 or by a signal.
+RUNNER_NOT_STARTED = (126, 127)
+
 PRIORITY: tuple[Verdict, ...] = (
     Verdict.INTERNAL_ERROR,
     Verdict.TIMEOUT,
@@ -125,6 +129,13 @@ def _tests_verdicts(ev: Evidence, found: dict[Verdict, str]) -> None:
                 f"The test run ended before reporting results: it was killed by "
                 f"{signal_name(ev.signal)}."
             )
+        elif ev.exit_code in RUNNER_NOT_STARTED:
+            # The engine could not execute the runner (a broken image): nothing the tests'
+            # code can cause, since none of it ran. A limit that was hit still says more.
+            if not found:
+                found[Verdict.INTERNAL_ERROR] = (
+                    "The test runner could not be started; the job may be retried."
+                )
         elif ev.exit_code not in (None, 0):
             found[Verdict.RUNTIME_ERROR] = (
                 f"The test runner did not finish ({_exit_status(ev.exit_code)}), so no "

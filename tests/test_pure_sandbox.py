@@ -143,7 +143,7 @@ def test_empty_dir_copes_with_a_very_deep_tree(tmp_path: Path) -> None:
         os.close(fd)
     base = os.open(tmp_path / "box", os.O_RDONLY | os.O_DIRECTORY)
     try:
-        hostfs.empty_dir(base, hostfs.RemovalBudget(20_000))
+        hostfs.empty_dir(base, hostfs.RemovalBudget(100_000))
         assert hostfs.is_empty(base)
         assert (outside / "keep").read_text() == "keep"
     finally:
@@ -194,8 +194,8 @@ def test_empty_dir_refuses_a_huge_directory_before_touching_it(shm_dir: Path) ->
 
 
 def test_empty_dir_gives_up_past_its_budget_while_working(shm_dir: Path) -> None:
-    """Entries spread over subdirectories pass each size check but are counted as they
-    are moved and removed: past the budget the emptying stops."""
+    """Entries spread over subdirectories pass the first size check but are counted as
+    they are moved and removed (a directory as ten): past the budget the emptying stops."""
     for d in range(5):
         for f in range(5):
             (shm_dir / f"d{d}").mkdir(exist_ok=True)
@@ -205,7 +205,7 @@ def test_empty_dir_gives_up_past_its_budget_while_working(shm_dir: Path) -> None
     try:
         with pytest.raises(hostfs.TooMuchToRemove):
             hostfs.empty_dir(base, budget)
-        assert budget.left < 0
+        assert budget.left <= 12 - hostfs.RemovalBudget.DIRECTORY_COST  # it had started
         assert os.listdir(base)  # stopped part-way: the sandbox is retired, not cleaned
     finally:
         os.close(base)

@@ -46,6 +46,7 @@ def cmd_ev(**kw: object) -> Evidence:
         ),
         (t_ev(report=None, exit_code=137), Verdict.RUNTIME_ERROR, "(ended by SIGKILL)"),
         (t_ev(report=None, exit_code=1), Verdict.RUNTIME_ERROR, "(exit code 1)"),
+        (t_ev(report=None, exit_code=126), Verdict.INTERNAL_ERROR, "could not be started"),
         (t_ev(report=None, exit_code=0), Verdict.RUNTIME_ERROR, "finished without results"),
         (
             t_ev(report=None, exit_code=0, report_error="results.json is not valid JSON"),

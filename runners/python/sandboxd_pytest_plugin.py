@@ -18,6 +18,7 @@ from __future__ import annotations
 import inspect
 import io
 import json
+import json.encoder
 import os
 import re
 import stat
@@ -42,10 +43,12 @@ OUTPUT_LIMIT = 500
 OUTPUT_TRUNCATED = "\n...\nOutput was truncated. Please limit to 500 chars."
 MAX_FRAMES = 5
 SPILL_AFTER = 64 * 1024
-SPILL_POLL_S = 0.01
+SPILL_POLL_S = 0.025
 
 # Popped at import (before any learner code runs) so tests never see it.
 _EVENTS_PATH = os.environ.pop(EVENTS_ENV, None)
+# A JSON string literal, non-ASCII kept (the C implementation json.dumps uses).
+_json_string = json.encoder.encode_basestring
 
 # pytest's assertion explanations point at command-line flags the learner cannot pass.
 _FLAG_HINTS = re.compile(
@@ -56,17 +59,35 @@ _FLAG_HINTS = re.compile(
 _ID_ESCAPE = re.compile(r"\\(\\|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})")
 
 
+def _json_line(event: dict[str, Any]) -> bytes:
+    """One event as a JSON line. Hand-made (keys are ours, values mostly strings): a
+    third of json.dumps' cost, paid twice per test."""
+    parts = []
+    for key, value in event.items():
+        text = _json_string(value) if isinstance(value, str) else json.dumps(value)
+        parts.append(f'"{key}":{text}')
+    # "replace" turns lone surrogates (possible in learner strings) into "?".
+    return ("{" + ",".join(parts) + "}\n").encode("utf-8", "replace")
+
+
 class _Events:
-    """Append-only JSON-lines writer; one write(2) per event."""
+    """Append-only JSON-lines writer.
+
+    Every line reaches the file before anything else can happen to the process: a test's
+    result is held only until the next test starts (one write(2) for both), which is the
+    next moment learner code runs; the last test's result is written at once."""
 
     def __init__(self, path: str) -> None:
         self._path = path
         self._fd: int | None = None
+        self._held = b""
 
-    def emit(self, event: dict[str, Any]) -> None:
-        line = json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
-        # "replace" turns lone surrogates (possible in learner strings) into "?".
-        data = line.encode("utf-8", "replace")
+    def emit(self, event: dict[str, Any], *, hold: bool = False) -> None:
+        data = self._held + _json_line(event)
+        if hold:
+            self._held = data
+            return
+        self._held = b""
         for attempt in (1, 2):
             try:
                 if self._fd is None:
@@ -110,16 +131,6 @@ def _unescape_id(text: str) -> str:
         return char if char.isprintable() and not char.isascii() else match.group(0)
 
     return _ID_ESCAPE.sub(decode, text)
-
-
-def display_name(item: pytest.Item) -> str:
-    """`Class > name with spaces [param-id]`: the Exercism-style name of a test item."""
-    classes = [node.name for node in item.listchain() if isinstance(node, pytest.Class)]
-    name = _humanise(getattr(item, "originalname", None) or item.name)
-    callspec = getattr(item, "callspec", None)
-    if callspec is not None:
-        name = f"{name} [{_unescape_id(callspec.id)}]"
-    return " > ".join([*classes, name])
 
 
 def _header_end(source: str) -> tuple[int, int] | None:
@@ -192,11 +203,13 @@ def _definition_order(item: pytest.Item) -> tuple[int, int]:
 
 
 class _TestState:
-    __slots__ = ("message", "sections", "skipped", "status")
+    __slots__ = ("last", "message", "problem", "sections", "skipped", "status")
 
-    def __init__(self) -> None:
+    def __init__(self, last: bool) -> None:
+        self.last = last  # no test after it: its result is not held back
         self.status = "pass"
         self.message: str | None = None
+        self.problem: pytest.TestReport | None = None  # the report of the first problem
         self.sections: list[tuple[str, str]] = []
         self.skipped = False
 
@@ -214,6 +227,7 @@ class Recorder:
         )
         self._state: _TestState | None = None
         self._code: dict[Any, str | None] = {}
+        self._described_cache: dict[tuple[Any, str], tuple[str, str | None]] = {}
         self._skipped = 0
         self._collect_errors: set[str] = set()
 
@@ -312,34 +326,57 @@ class Recorder:
                 items[start:end] = sorted(items[start:end], key=_definition_order)
             start = end
 
+    def _described(self, item: pytest.Item) -> tuple[str, str | None]:
+        """(name without the parametrisation id, test code) of an item: the same for
+        every parametrisation of a function, so computed once per function."""
+        key = (item.parent, getattr(item, "originalname", None) or item.name)
+        known = self._described_cache.get(key)
+        if known is None:
+            classes = [node.name for node in item.listchain() if isinstance(node, pytest.Class)]
+            code = self._test_code(item)
+            known = (
+                " > ".join([*classes, _humanise(key[1])]),
+                _cap(code, TEST_CODE_LIMIT) if code else None,
+            )
+            self._described_cache[key] = known
+        return known
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
-        event: dict[str, Any] = {"e": "start", "name": _cap(display_name(item), NAME_LIMIT)}
-        code = self._test_code(item)
+        name, code = self._described(item)
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None:
+            name = f"{name} [{_unescape_id(callspec.id)}]"
+        event: dict[str, Any] = {"e": "start", "name": _cap(name, NAME_LIMIT)}
         if code:
-            event["test_code"] = _cap(code, TEST_CODE_LIMIT)
+            event["test_code"] = code
         task_id = _task_id(item)
         if task_id is not None:
             event["task_id"] = task_id
         self._events.emit(event)
-        self._state = _TestState()
+        self._state = _TestState(last=nextitem is None)
 
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-        outcome = yield
-        report: pytest.TestReport = outcome.get_result()
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         state = self._state
         if state is None:
             return
-        state.sections = list(report.sections)  # accumulates over setup, call, teardown
+        state.sections = report.sections  # accumulates over setup, call, teardown
         if report.skipped:
             if not hasattr(report, "wasxfail"):  # an expected failure that failed is a pass
                 state.skipped = True
             return
         if report.passed or state.status != "pass":
             return  # keep the first problem: a teardown error after a failure adds nothing
-        exc = call.excinfo.value if call.excinfo is not None else None
-        if report.when == "call" and (exc is None or _is_failure(exc)):
+        # Until pytest_exception_interact says which exception it was (if any: a strict
+        # xfail that passed fails without one).
+        state.status = "fail" if report.when == "call" else "error"
+        state.problem = report
+
+    def _test_problem(self, report: pytest.TestReport, exc: BaseException) -> None:
+        state = self._state
+        if state is None or state.problem is not report:
+            return
+        if report.when == "call" and _is_failure(exc):
             state.status = "fail"
         else:
             state.status = "error"
@@ -351,11 +388,14 @@ class Recorder:
             return
         if state.skipped and state.status == "pass":
             self._skipped += 1
-            self._events.emit({"e": "result", "status": "skip"})
+            self._events.emit({"e": "result", "status": "skip"}, hold=not state.last)
             return
         event: dict[str, Any] = {"e": "result", "status": state.status}
-        if state.message is not None:
-            event["message"] = state.message or "(no message)"
+        if state.status != "pass":
+            message = state.message
+            if message is None and state.problem is not None:
+                message = self._test_message(None, state.problem.longrepr, state.status)
+            event["message"] = message or "(no message)"
         output = ""
         for title, content in state.sections:
             if title.startswith(("Captured stdout", "Captured stderr", "Captured log")):
@@ -366,7 +406,7 @@ class Recorder:
             if len(output) > OUTPUT_LIMIT:
                 output = output[:OUTPUT_LIMIT] + OUTPUT_TRUNCATED
             event["output"] = output
-        self._events.emit(event)
+        self._events.emit(event, hold=not state.last)
 
     # -- the session ------------------------------------------------------------------
 
@@ -376,9 +416,12 @@ class Recorder:
     def pytest_exception_interact(
         self, node: pytest.Item | pytest.Collector, call: pytest.CallInfo[Any], report: Any
     ) -> None:
-        if not isinstance(report, pytest.CollectReport) or call.excinfo is None:
-            return  # test failures are handled in pytest_runtest_makereport
+        if call.excinfo is None:
+            return
         exc: BaseException = call.excinfo.value
+        if isinstance(report, pytest.TestReport):
+            self._test_problem(report, exc)
+            return
         if isinstance(exc, pytest.Collector.CollectError) and exc.__cause__ is None:
             message = self._relative(str(exc))  # pytest's own words, e.g. skip misuse
         else:
@@ -454,14 +497,24 @@ class _Spill:
             self.pass_on()
 
     def pass_on(self) -> None:
-        """Pass on what is due now (also called as a test phase ends, still captured,
-        so its last bytes count too)."""
+        """Pass on what is due now (the thread's look)."""
         with self._lock:
             for fd, real in self._real.items():
                 try:
                     self._pass_on(fd, real)
                 except OSError:
                     continue
+
+    def pass_on_last(self) -> None:
+        """As a test's call ends, still captured: its last bytes count too. Called for
+        every test, so the usual case (little output) costs one fstat per stream."""
+        for fd in self._real:
+            try:
+                if os.fstat(fd).st_size > SPILL_AFTER:
+                    self.pass_on()
+                    return
+            except OSError:
+                continue
 
     def _pass_on(self, fd: int, real: int) -> None:
         st = os.fstat(fd)
@@ -486,12 +539,13 @@ class _Spill:
 _spill = _Spill()
 
 
-@pytest.hookimpl(hookwrapper=True, trylast=True)
-def pytest_runtest_call(item: pytest.Item) -> Iterable[None]:
-    # trylast: inside the capture plugin's wrapper, so the call is still being captured
-    # and its last bytes are passed on too. (Set-up and teardown are left to the thread.)
-    yield
-    _spill.pass_on()
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    # After the test function returned (trylast), still inside the capture plugin's
+    # wrapper: the call's last bytes are passed on too. A plain hook, not a wrapper, for
+    # its cost per test; a call that raised, and set-up and teardown, are left to the
+    # thread (within SPILL_POLL_S).
+    _spill.pass_on_last()
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
