@@ -199,6 +199,29 @@ def test_two_jobs_in_a_row_share_no_processes_or_files(shared: Drill) -> None:
     assert result["stdout"] == "False ['.sandboxd'] ['b.py']\n", result
 
 
+KILLS_ITS_RUNNER = {
+    "k_test.py": (
+        "import json, os, signal\n\n\n"
+        "def test_forges_and_kills():\n"
+        "    doc = {'version': 3, 'status': 'pass', 'tests': [{'name': 'x', 'status': 'pass'}]}\n"
+        "    with open('/tmp/.sandboxd/out/results.json', 'w') as f:\n"
+        "        json.dump(doc, f)\n"
+        "    os.kill(os.getppid(), signal.SIGKILL)\n"
+    ),
+}
+
+
+def test_what_the_learner_does_to_the_runner_is_answered_once(shared: Drill) -> None:
+    """A job that forges a pass and kills its runner gets one learner verdict on its
+    first delivery: not our failure, not retried, not dead-lettered."""
+    job_id = f"kills-runner-{uuid.uuid4().hex[:8]}"
+    shared.send(job_doc(job_id, KILLS_ITS_RUNNER))
+    result = shared.result(job_id)
+    assert (result["status"], result["attempt"], result["tests"]) == ("runtime_error", 1, [])
+    assert results_for(receive_all(shared.sqs, shared.queues["results"], 3), job_id) == []
+    assert shared.queue_count("jobs") == 0 and shared.queue_count("dlq") == 0
+
+
 def test_submit_cli_is_a_working_client(shared: Drill) -> None:
     """`sandboxd submit DIR --stream` through the same queues, as a web app would."""
     env = {**shared.env, "SANDBOXD_HTTP_ADDR": f"127.0.0.1:{free_port()}"}
