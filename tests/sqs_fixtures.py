@@ -50,6 +50,17 @@ def boto3_client(endpoint_url: str) -> Any:
     )
 
 
+def visible_and_hidden(endpoint_url: str, queue_url: str) -> tuple[int, int]:
+    """(visible, in flight) message counts, as an independent client sees them."""
+    got = boto3_client(endpoint_url).get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(got["ApproximateNumberOfMessages"]), int(
+        got["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
 @pytest.fixture(scope="session")
 def sqs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedSQS]:
     """The session's embedded SQS server (moto) on a free 127.0.0.1 port."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from daemon_process import TWO_FER, job_doc
-from sqs_fixtures import boto3_client
+from sqs_fixtures import boto3_client, visible_and_hidden
 
 from sandboxd import intake as intake_module
 from sandboxd.config import Settings
@@ -62,17 +62,6 @@ def make_intake(
     return factory
 
 
-def queue_counts(endpoint_url: str, queue_url: str) -> tuple[int, int]:
-    """(visible, in flight) messages, as an independent client sees them."""
-    got = boto3_client(endpoint_url).get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(got["ApproximateNumberOfMessages"]), int(
-        got["ApproximateNumberOfMessagesNotVisible"]
-    )
-
-
 def results_on(endpoint_url: str, queue_url: str) -> list[dict[str, Any]]:
     """Every message now on `queue_url`, read (and deleted) by an independent client."""
     client = boto3_client(endpoint_url)
@@ -115,7 +104,7 @@ async def test_a_shutdown_between_send_and_delete_still_deletes(
     job_id = f"shield-{uuid.uuid4().hex[:8]}"
     await held.send(sqs_queues.jobs, job_doc(job_id, TWO_FER))
     await stop_between_send_and_delete(make_intake(held, ResultStore(None)), held)
-    assert queue_counts(sqs_server.endpoint_url, sqs_queues.jobs) == (0, 0), "deleted"
+    assert visible_and_hidden(sqs_server.endpoint_url, sqs_queues.jobs) == (0, 0), "deleted"
     assert not held.delete_cancelled
     results = results_on(sqs_server.endpoint_url, sqs_queues.results)
     assert [(r["id"], r["status"]) for r in results] == [(job_id, "passed")]
@@ -133,7 +122,7 @@ async def test_a_shutdown_between_resend_and_delete_still_deletes(
     store.put(job_id, json.dumps({"id": job_id, "status": "passed"}))
     await held.send(sqs_queues.jobs, job_doc(job_id, TWO_FER))
     await stop_between_send_and_delete(make_intake(held, store), held)
-    assert queue_counts(sqs_server.endpoint_url, sqs_queues.jobs) == (0, 0), "deleted"
+    assert visible_and_hidden(sqs_server.endpoint_url, sqs_queues.jobs) == (0, 0), "deleted"
     results = results_on(sqs_server.endpoint_url, sqs_queues.results)
     assert [r["id"] for r in results] == [job_id]
 
@@ -160,4 +149,4 @@ async def test_a_final_step_that_cannot_finish_is_cut_at_its_deadline(
     finally:
         receiving.cancel()
     assert held.delete_cancelled, "the held delete outlived the abort"
-    assert queue_counts(sqs_server.endpoint_url, sqs_queues.jobs) == (1, 0), "given back"
+    assert visible_and_hidden(sqs_server.endpoint_url, sqs_queues.jobs) == (1, 0), "given back"

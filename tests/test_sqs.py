@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqs_fixtures import boto3_client
+from sqs_fixtures import boto3_client, visible_and_hidden
 
 from sandboxd.config import Settings, load_settings
 from sandboxd.models import Job
@@ -43,17 +43,6 @@ from sandboxd.sqs import (
 async def queue(sqs_server: EmbeddedSQS, sqs_settings: Settings) -> AsyncIterator[QueueClient]:
     async with QueueClient(sqs_settings, sqs_server.endpoint_url, backoff_base=0.01) as client:
         yield client
-
-
-def visible_and_hidden(endpoint_url: str, queue_url: str) -> tuple[int, int]:
-    """(visible, in flight) message counts, as an independent client sees them."""
-    got = boto3_client(endpoint_url).get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(got["ApproximateNumberOfMessages"]), int(
-        got["ApproximateNumberOfMessagesNotVisible"]
-    )
 
 
 def pid_exists(pid: int) -> bool:
