@@ -2,7 +2,7 @@
 can make it cost.
 
     clean        a 1-test job, then `Sandbox.reset()` timed (kill, verify, empty the
-                 directories, check the namespaces, start the standby runner)
+                 directories, check the namespaces, ask the supervisor and the fork runner)
     after X      a hostile job X (a tree of hard links, a deep tree, IPC objects,
                  loopback TCP), then the reset timed: it either cleans the sandbox or
                  says it must be retired — how long it takes to decide is the cost
@@ -92,7 +92,7 @@ async def main_async(rounds: int, hostile_rounds: int) -> None:
                 if outcome is not None:
                     raise SystemExit(f"a clean sandbox was retired: {outcome}")
                 clean.append(seconds)
-                await asyncio.sleep(0.3)  # the standby runner imports pytest off the clock
+                await asyncio.sleep(0.3)  # whatever the job left running ends off the clock
         finally:
             await box.destroy()
 

@@ -5,8 +5,7 @@ alternately, in one run (the way to measure a change to a runner or an image).
 
 The second image defaults to `sandboxd/python:latest`. Each image gets its own pool of
 `--pool-size` slots; jobs alternate between them with `--gap` seconds after each (0:
-back to back, so a sandbox's standby runner may still be importing pytest when its next
-job comes). The daemon side (this checkout's sandboxd) is the same for both. Prints the
+back to back). The daemon side (this checkout's sandboxd) is the same for both. Prints the
 medians of the time to a verdict, the job's run_ms and its CPU (the cgroup's), and the
 ratio against the first image. Bounded: N jobs per image (default 40).
 """

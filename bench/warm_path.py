@@ -1,8 +1,8 @@
 """Warm-path latency of a 1-test pytest job, against two baselines measured in the same run.
 
-    sandboxd   execute() through a warm pool: files in, runner, verdict in hand
-               (the runner waits in standby with pytest imported; and, as the baseline of
-               that optimisation, the same pool starting the runner per job)
+    sandboxd   execute() through a warm pool: files in, runner, verdict in hand (the
+               fork runner has pytest imported and forks a child per job; and, as the
+               baseline of that, the same pool starting the runner per job, cold)
     host       the same files run by bare `python3 -m pytest` on the host (no isolation)
     docker-run `docker run --rm` of the same image and runner (a cold container per job)
 
@@ -30,6 +30,7 @@ from sandboxd.catalog import load_spec
 from sandboxd.jobs import RunContext, execute
 from sandboxd.models import Job, Verdict
 from sandboxd.pool import Pool, PoolConfig
+from sandboxd.sandbox import RunnerMode
 
 SOLUTION = "def two_fer(name='you'):\n    return f'One for {name}, one for me.'\n"
 TESTS = (
@@ -59,10 +60,12 @@ def summary(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), p95
 
 
-async def bench_sandboxd(n: int, pool_size: int, standby: bool = True) -> list[float]:
+async def bench_sandboxd(
+    n: int, pool_size: int, mode: RunnerMode = RunnerMode.FORK
+) -> list[float]:
     docker = aiodocker.Docker()
     try:
-        spec = replace(await load_spec(docker, "python"), standby=standby)
+        spec = replace(await load_spec(docker, "python"), runner_mode=mode)
         pool = Pool(docker, {"python": spec}, PoolConfig(size=pool_size), host_id="bench")
         await pool.start()
         if not await pool.wait_warm(120):
@@ -142,7 +145,7 @@ def main() -> None:
     print(f"1-test pytest job, {args.n} runs each, {os.cpu_count()} CPUs\n", flush=True)
     results = {
         "sandboxd warm pool": asyncio.run(bench_sandboxd(args.n, args.pool_size)),
-        "  without standby": asyncio.run(bench_sandboxd(args.n, args.pool_size, False)),
+        "  cold runner": asyncio.run(bench_sandboxd(args.n, args.pool_size, RunnerMode.COLD)),
         "bare pytest on host": bench_host(args.n),
         "docker run --rm": bench_docker_run(args.n),
     }

@@ -15,7 +15,7 @@ import aiodocker
 from sandboxd.images import LABEL_CONFIG, LABEL_IMAGE, REPO_PREFIX, languages
 from sandboxd.limits import DEFAULT_MAXIMA, Limits, clamp
 from sandboxd.models import LimitsRequest
-from sandboxd.sandbox import SandboxSpec
+from sandboxd.sandbox import RunnerMode, SandboxSpec
 
 
 class UnknownLanguage(LookupError):
@@ -47,6 +47,13 @@ def image_for(language: str) -> str:
     return f"{REPO_PREFIX}/{language}:latest"
 
 
+def _runner_mode(config: dict[str, Any]) -> RunnerMode:
+    """`runner_mode` of a language's config; images built before it say `standby: true`."""
+    if "runner_mode" in config:
+        return RunnerMode(config["runner_mode"])
+    return RunnerMode.STANDBY if config.get("standby") else RunnerMode.COLD
+
+
 def spec_from_labels(
     pool: str, image: str, labels: dict[str, str], maxima: Limits = DEFAULT_MAXIMA
 ) -> SandboxSpec:
@@ -62,7 +69,7 @@ def spec_from_labels(
         runner=tuple(config.get("runner", ["/opt/sandboxd/runner/run"])),
         env={str(k): str(v) for k, v in config.get("env", {}).items()},
         limits=limits,
-        standby=bool(config.get("standby", False)),
+        runner_mode=_runner_mode(config),
     )
 
 
@@ -87,5 +94,5 @@ async def load_spec(
         runner=spec.runner,
         env=spec.env,
         limits=spec.limits,
-        standby=spec.standby,
+        runner_mode=spec.runner_mode,
     )

@@ -171,6 +171,35 @@ class Cgroup:
         text = self._read(self.procs_dir / "cgroup.procs")
         return {int(x) for x in text.split()}
 
+    def _write(self, path: Path, value: str) -> None:
+        try:
+            path.write_text(value)
+        except OSError as exc:
+            raise CgroupError(f"cannot write {path}: {exc}") from None
+
+    def memory_limit(self) -> int:
+        name = "memory.limit_in_bytes" if self.version == 1 else "memory.max"
+        text = self._read(self.memory / name).strip()
+        return (1 << 62) if text == "max" else int(text)
+
+    def set_limits(self, memory_bytes: int, pids: int) -> None:
+        """Memory (memory+swap equal: no swap) and pids limits, in place: what
+        `docker update` would do, without the engine."""
+        if self.version == 1:
+            mem = self.memory / "memory.limit_in_bytes"
+            memsw = self.memory / "memory.memsw.limit_in_bytes"
+            # memory+swap may never be below memory: raise it first, lower it last.
+            order = [memsw, mem] if memory_bytes > self.memory_limit() else [mem, memsw]
+            for path in order:
+                if path.exists():
+                    self._write(path, str(memory_bytes))
+        else:
+            self._write(self.memory / "memory.max", str(memory_bytes))
+            swap = self.memory / "memory.swap.max"
+            if swap.exists():
+                self._write(swap, "0")
+        self._write(self.pids / "pids.max", str(pids))
+
     def _set_frozen(self, frozen: bool) -> None:
         try:
             if self.version == 1:

@@ -316,7 +316,7 @@ def _use_environ(env: Mapping[str, str] | None) -> Iterator[None]:
 # `SANDBOXD_*` variables that are not settings but are read elsewhere: not misspellings.
 OTHER_VARIABLES: dict[str, str] = {
     "SANDBOXD_HOME": "where images/ and runners/ live (sandboxd.images.project_root)",
-    "SANDBOXD_EVENTS": "the Python runner's events file, set inside a sandbox (runners/python)",
+    "SANDBOXD_EVENTS_FD": "the Python runner's events pipe, set inside a sandbox (runners/python)",
 }
 
 

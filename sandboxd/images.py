@@ -28,7 +28,9 @@ LABEL_HASH = "sandboxd.recipe-hash"
 LABEL_CONFIG = "sandboxd.language-config"
 REPO_PREFIX = "sandboxd"
 # Bump when the build procedure itself changes in a way the recipe files do not show.
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
+# Documentation beside a recipe: changing it rebuilds nothing.
+_DOC_EXCLUDES = frozenset({"README.md"})
 # Files under runners/<lang>/ that never go into the image.
 _RUNNER_EXCLUDES = frozenset({"fixtures", "README.md", "__pycache__", ".pytest_cache"})
 
@@ -87,7 +89,7 @@ def base_recipe(root: Path | None = None) -> Recipe:
     root = root or project_root()
     directory = root / "images" / "base"
     h = hashlib.sha256(f"builder {BUILDER_VERSION}\0".encode())
-    _hash_tree(h, directory, "images/base")
+    _hash_tree(h, directory, "images/base", _DOC_EXCLUDES)
     return Recipe("base", directory, h.hexdigest())
 
 
@@ -168,8 +170,28 @@ async def image_labels(ref: str) -> dict[str, str] | None:
 
 
 async def is_current(recipe: Recipe) -> bool:
+    """Whether the image of this exact recipe exists (under its hash tag)."""
     labels = await image_labels(recipe.tag)
     return labels is not None and labels.get(LABEL_HASH) == recipe.content_hash
+
+
+async def latest_is_current(recipe: Recipe) -> bool:
+    """Whether `:latest` — what pools run — is this recipe's image. Building an older
+    checkout re-points `:latest` while the newer hash tag stays, so both are checked."""
+    labels = await image_labels(recipe.latest)
+    return labels is not None and labels.get(LABEL_HASH) == recipe.content_hash
+
+
+async def _up_to_date(recipe: Recipe, progress: Progress) -> bool:
+    """True when nothing needs building; re-points `:latest` at the current build if an
+    older one had taken it."""
+    if not await is_current(recipe):
+        return False
+    if not await latest_is_current(recipe):
+        await _run(["docker", "tag", recipe.tag, recipe.latest], progress, recipe.name)
+        progress(f"[{recipe.name}] {recipe.latest} pointed back at {recipe.tag}")
+    progress(f"[{recipe.name}] up to date ({recipe.tag})")
+    return True
 
 
 async def build_base(recipe: Recipe, progress: Progress) -> None:
@@ -194,11 +216,20 @@ async def build_base(recipe: Recipe, progress: Progress) -> None:
              "--no-create-home", "--home-dir", user["home"], "--shell", "/bin/sh", user["name"]],
             progress, "base",
         )  # fmt: skip
+        # The supervisor's own user (and a fork runner's): not the job user, no login.
+        supervisor = spec["supervisor"]
+        await _run(
+            ["chroot", str(rootfs), "useradd", "--uid", str(supervisor["uid"]),
+             "--user-group", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+             "--shell", "/usr/sbin/nologin", supervisor["name"]],
+            progress, "base",
+        )  # fmt: skip
         for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for entry in (rootfs / junk).glob("*"):
                 if entry.is_file():
                     entry.unlink()
-        progress(f"[base] importing root filesystem as {recipe.tag}")
+        rootfs_tag = f"{REPO_PREFIX}/base-rootfs:{recipe.content_hash[:16]}"
+        progress(f"[base] importing root filesystem as {rootfs_tag}")
         read_fd, write_fd = os.pipe()
         try:
             tar = await asyncio.create_subprocess_exec(
@@ -208,18 +239,22 @@ async def build_base(recipe: Recipe, progress: Progress) -> None:
             os.close(write_fd)
         try:
             await _run(
-                ["docker", "import",
-                 "--change", f"LABEL {LABEL_IMAGE}=base",
-                 "--change", f"LABEL {LABEL_HASH}={recipe.content_hash}",
-                 "--change", 'CMD ["/bin/sh"]',
-                 "-", recipe.tag],
+                ["docker", "import", "--change", 'CMD ["/bin/sh"]', "-", rootfs_tag],
                 progress, "base", stdin=read_fd,
             )  # fmt: skip
         finally:
             os.close(read_fd)
         if await tar.wait() != 0:
             raise ImageError("tar of the base root filesystem failed")
-    await _run(["docker", "tag", recipe.tag, recipe.latest], progress, "base")
+    # Then the supervisor, compiled in a throwaway stage of that root filesystem.
+    await _run(
+        ["docker", "build", "--network", "host", "--pull=false",
+         "--build-arg", f"BASE_ROOTFS={rootfs_tag}",
+         "--label", f"{LABEL_IMAGE}=base",
+         "--label", f"{LABEL_HASH}={recipe.content_hash}",
+         "-t", recipe.tag, "-t", recipe.latest, str(recipe.directory)],
+        progress, "base", env={"DOCKER_BUILDKIT": "0"},
+    )  # fmt: skip
 
 
 async def build_language(recipe: Recipe, progress: Progress) -> None:
@@ -254,18 +289,14 @@ async def ensure(names: Sequence[str], progress: Progress, force: bool = False) 
     """
     built: list[str] = []
     base = base_recipe()
-    if force or not await is_current(base):
+    if force or not await _up_to_date(base, progress):
         await build_base(base, progress)
         built.append("base")
-    else:
-        progress(f"[base] up to date ({base.tag})")
     for name in names:
         recipe = language_recipe(name)
-        if force or not await is_current(recipe):
+        if force or not await _up_to_date(recipe, progress):
             await build_language(recipe, progress)
             built.append(name)
-        else:
-            progress(f"[{name}] up to date ({recipe.tag})")
     return built
 
 
@@ -280,7 +311,7 @@ async def status() -> list[ImageStatus]:
     out = []
     recipes = [base_recipe()] + [language_recipe(lang) for lang in languages()]
     for recipe in recipes:
-        if await is_current(recipe):
+        if await is_current(recipe) and await latest_is_current(recipe):
             state = "current"
         else:
             latest = await image_labels(recipe.latest)

@@ -49,10 +49,10 @@ def evidence_of(job: Job, limits: Limits, out: Outcome) -> tuple[Evidence, Runne
     """Turn a sandbox outcome into verdict evidence. Pure."""
     report: RunnerReport | None = None
     report_error = out.results_error
-    # The runner exits 0 once it has written its report: a file found after any other
-    # end (killed, crashed) was not written by a runner that finished, and the tests'
-    # own code may have put it there. It is not evidence of anything.
-    finished = out.exit_code == 0 and not out.killed_by_us
+    # Only a runner that finished reported anything (the sandbox says which did: a warm
+    # runner told its supervisor, a cold one exited 0): a report found after any other end
+    # (killed, crashed) may be the tests' own code's doing, and is evidence of nothing.
+    finished = out.runner_finished and not out.killed_by_us
     if job.command is None and out.results is not None and finished:
         try:
             report = parse_report(out.results)
@@ -63,7 +63,7 @@ def evidence_of(job: Job, limits: Limits, out: Outcome) -> tuple[Evidence, Runne
         mode=mode,
         limits=limits,
         exit_code=None if out.killed_by_us else out.exit_code,
-        signal=9 if out.killed_by_us else None,
+        signal=9 if out.killed_by_us else out.signal,
         wall_timed_out=out.wall_timed_out,
         cpu_seconds=(out.cpu_ns / 1e9) if out.cpu_ns is not None else None,
         oom_killed=out.oom_killed,

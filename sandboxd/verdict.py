@@ -126,8 +126,8 @@ def _tests_verdicts(ev: Evidence, found: dict[Verdict, str]) -> None:
         # them is the learner's doing: only an end we did not see is ours.
         if ev.signal is not None:
             found[Verdict.RUNTIME_ERROR] = (
-                f"The test run ended before reporting results: it was killed by "
-                f"{signal_name(ev.signal)}."
+                f"The test runner did not finish (killed by {signal_name(ev.signal)}), so no "
+                "results of this run can be trusted; your code may have stopped it."
             )
         elif ev.exit_code in RUNNER_NOT_STARTED:
             # The engine could not execute the runner (a broken image): nothing the tests'

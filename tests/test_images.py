@@ -62,3 +62,22 @@ async def test_built_images_are_current() -> None:
     rows = await images.status()
     assert {r.name for r in rows} >= {"base", "python"}
     assert all(r.state == "current" for r in rows), rows
+
+
+@pytest.mark.docker
+async def test_latest_taken_by_an_older_build_is_pointed_back_without_a_rebuild() -> None:
+    """Building an older checkout moves `:latest` (what pools run) while the newer hash
+    tag stays; the next `images build` must put `:latest` back, not trust the hash tag
+    alone and leave pools on the old runner."""
+    recipe = images.language_recipe("python")
+    base = images.base_recipe()
+    progress: list[str] = []
+    await images._run(["docker", "tag", base.tag, recipe.latest], progress.append, "test")
+    try:
+        assert not await images.latest_is_current(recipe)
+        assert {r.name: r.state for r in await images.status()}["python"] == "stale"
+        assert await images.ensure(["python"], progress.append) == []
+        assert await images.latest_is_current(recipe)
+        assert any("pointed back" in line for line in progress), progress
+    finally:
+        await images._run(["docker", "tag", recipe.tag, recipe.latest], progress.append, "test")

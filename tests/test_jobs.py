@@ -38,9 +38,9 @@ def verdict_of(**outcome: object) -> tuple[Verdict, str, int]:
 def test_a_runner_that_finished_with_a_bad_file_is_the_learners_runtime_error(
     raw: bytes, says: str
 ) -> None:
-    """After a normal end (exit 0) a results file the tests' code replaced is their
+    """After a runner finished, a results file the tests' code replaced is their
     runtime error saying what was wrong with it: never our failure, never a crash."""
-    verdict, message, tests = verdict_of(exit_code=0, results=raw)
+    verdict, message, tests = verdict_of(exit_code=0, runner_finished=True, results=raw)
     assert verdict is Verdict.RUNTIME_ERROR
     assert says in message and "test runner's files" in message
     assert tests == 0
@@ -57,12 +57,12 @@ def test_an_unreadable_results_file_is_the_learners_runtime_error() -> None:
 
 def test_a_pass_left_by_a_runner_that_did_not_finish_is_not_believed() -> None:
     """A results file saying "pass", found after the runner was killed: not parsed at all."""
-    verdict, message, tests = verdict_of(exit_code=137, results=PASS.encode())
+    verdict, message, tests = verdict_of(exit_code=None, signal=9, results=PASS.encode())
     assert verdict is Verdict.RUNTIME_ERROR and tests == 0
-    assert "did not finish (ended by SIGKILL)" in message
+    assert "did not finish (killed by SIGKILL)" in message
 
 
 def test_a_pass_from_a_runner_that_finished_is_believed() -> None:
     """The same file after a normal end is the report."""
-    verdict, _, tests = verdict_of(exit_code=0, results=PASS.encode())
+    verdict, _, tests = verdict_of(exit_code=0, runner_finished=True, results=PASS.encode())
     assert verdict is Verdict.PASSED and tests == 1

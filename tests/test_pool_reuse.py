@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from pathlib import Path
 
 import aiodocker
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from sandboxd.jobs import RunContext, execute
 from sandboxd.models import Verdict
 from sandboxd.pool import LABEL_HOST, LABEL_MANAGED, LABEL_PID, remove_leftovers
-from sandboxd.sandbox import SandboxSpec
+from sandboxd.sandbox import Sandbox, SandboxError, SandboxSpec
 from tests.conftest import TEST_HOST_ID, make_job
 
 pytestmark = pytest.mark.docker
@@ -63,8 +64,12 @@ async def test_second_job_sees_nothing_of_the_first(make_pool: object) -> None:
         out2 = await box.run(job2, pool.spec("python").limits)
     assert ids[0] == ids[1], "the same warm sandbox served both jobs"
     seen = json.loads(out2.stdout)
-    assert not any("1000" in p for p in seen["procs"]), seen["procs"]
-    assert len(seen["procs"]) == 4  # init, its idle child, our sh, job 2 itself
+    ours = ("/sbin/docker-init ", "/opt/sandboxd/supervisor ", "/usr/bin/python3 /opt/sandboxd/")
+    # Beyond ours (docker-init, the supervisor, the fork runner): job 2's sh and itself.
+    assert [p for p in seen["procs"] if not p.startswith(ours)] == [
+        "/bin/sh -c python3 b.py ",
+        "python3 b.py ",
+    ], seen["procs"]
     assert seen["work"] == ["b.py"]
     assert seen["tmp"] == [".sandboxd"]  # our control dir for job 2 only
     assert seen["shm"] == []
@@ -189,22 +194,49 @@ async def test_ipc_objects_do_not_outlive_a_job(make_pool: object) -> None:
     assert result.stdout.strip() == "0", result.stdout
 
 
-async def test_a_dead_standby_runner_is_not_waited_for_nor_used_again(make_pool: object) -> None:
-    """The standby died while the sandbox idled: the job runs the ordinary way, and the
-    sandbox stops using standbys (something is wrong with them there)."""
+async def test_a_dead_warm_runner_leaves_the_job_to_a_cold_runner_and_retires(
+    make_pool: object,
+) -> None:
+    """The fork runner died while the sandbox idled: the job is run by the runner started
+    the cold way (right verdict), and the sandbox is retired, not reused."""
     pool = await make_pool(size=1)  # type: ignore[operator]
+    retired: list[str] = []
+    pool.on_retire = lambda _pool, reason: retired.append(reason)
     async with pool.sandbox("python") as box:
-        assert box.use_standby
-        fifo = f"/proc/{box.init_pid}/root/tmp/.sandboxd/go"
-        for _ in range(500):  # the standby makes its FIFO once pytest is imported
-            if os.path.exists(fifo):
-                break
+        assert box.runner_pid
+        os.kill(fork_runner_of(box), 9)
+        while (await box.channel.ping())["runner"] != "none":  # the supervisor saw it end
             await asyncio.sleep(0.01)
-        assert os.path.exists(fifo), "the standby runner never got ready"
-        left = await box._kill_job_processes()  # kills the standby runner
-        assert not left
-        job = make_job(TWO_TESTS, job_id="after-dead-standby")
+        job = make_job(TWO_TESTS, job_id="after-dead-runner")
         out = await box.run(job, pool.spec("python").limits)
-        assert box.standby_jobs == 0
-        assert box.use_standby is False
-    assert out.results is not None and json.loads(out.results)["status"] == "pass"
+        assert box.warm_jobs == 0
+    assert out.runner_finished and out.results is not None
+    assert json.loads(out.results)["status"] == "pass"
+    for _ in range(500):  # the release (and its retirement) runs in the background
+        if retired:
+            break
+        await asyncio.sleep(0.01)
+    assert retired == ["supervision"], retired
+
+
+def fork_runner_of(box: Sandbox) -> int:
+    """The host pid of a sandbox's fork runner."""
+    (runner,) = [
+        pid for pid in box.baseline if b"--fork" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    return runner
+
+
+async def test_a_fork_runner_that_dies_during_a_job_is_our_failure(make_pool: object) -> None:
+    """No signal of the job user reaches the fork runner: when it ends during a job (and
+    no OOM kill explains it) that is our failure, and the sandbox is retired."""
+    pool = await make_pool(size=1)  # type: ignore[operator]
+    slow = {"s_test.py": "import time\n\n\ndef test_slow():\n    time.sleep(3)\n"}
+    async with pool.sandbox("python") as box:
+        job = make_job(slow, job_id="runner-dies")
+        running = asyncio.create_task(box.run(job, pool.spec("python").limits))
+        await asyncio.sleep(1.0)
+        os.kill(fork_runner_of(box), 9)
+        with pytest.raises(SandboxError, match="fork runner ended"):
+            await running
+        assert box.retire_reason is not None

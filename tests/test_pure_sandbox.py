@@ -30,7 +30,11 @@ def test_container_config_is_locked_down() -> None:
     hc = cfg["HostConfig"]
     assert hc["NetworkMode"] == "none" and cfg["NetworkDisabled"] is True
     assert hc["ReadonlyRootfs"] is True
-    assert hc["CapDrop"] == ["ALL"] and "CapAdd" not in hc
+    assert hc["CapDrop"] == ["ALL"]
+    assert hc["CapAdd"] == ["SETUID", "SETGID"]  # the supervisor's, to switch children
+    assert cfg["Cmd"][0] == "/opt/sandboxd/supervisor" and cfg["User"] == "0:0"
+    sup = hc["Tmpfs"]["/run/sandboxd"].split(",")
+    assert "mode=0700" in sup and "uid=10002" in sup and "noexec" in sup
     assert hc["SecurityOpt"][0] == "no-new-privileges"
     assert hc["SecurityOpt"][1].startswith("seccomp={")  # our profile, not the engine's
     assert hc["Sysctls"]["net.ipv4.tcp_max_tw_buckets"] == "0"
@@ -211,17 +215,6 @@ def test_empty_dir_gives_up_past_its_budget_while_working(shm_dir: Path) -> None
         os.close(base)
 
 
-def test_an_exec_not_yet_started_has_not_ended() -> None:
-    """Docker reports Running=false before an exec's process starts; taking that for an
-    exit killed fresh jobs (exit 137 after ~60 ms). Only an exit code means it ended."""
-    from sandboxd.sandbox import _exec_ended
-
-    assert not _exec_ended({"Running": False, "ExitCode": None, "Pid": 0})
-    assert not _exec_ended({"Running": True, "ExitCode": None, "Pid": 0})
-    assert _exec_ended({"Running": False, "ExitCode": 0, "Pid": 123})
-    assert _exec_ended({"Running": False, "ExitCode": 137, "Pid": 123})
-
-
 def test_a_pinned_process_root_is_never_another_process_root() -> None:
     """Once the sandbox's init is gone, its root cannot be opened any more, even if the
     pid were reused by a host process (whose root is the host's /)."""
@@ -269,3 +262,25 @@ def test_seccomp_profile_denies_by_default_and_never_allows_io_uring() -> None:
     assert (clone3["action"], clone3["errnoRet"]) == ("SCMP_ACT_ERRNO", 38)
     for name in ("read", "write", "openat", "execve", "getrandom", "futex", "rseq", "wait4"):
         assert name in allowed, name
+
+
+def test_a_request_is_tagged_fields_then_the_data() -> None:
+    """The supervisor's request encoding: NUL-terminated tagged fields, an empty one,
+    then the raw data; a field may not hold NUL."""
+    from sandboxd.sandbox.supervisor import encode_request
+
+    raw = encode_request("exec", ["/bin/sh", "-c", "cat"], ["A=1"], "/work", data=b"in\0put")
+    assert raw == b"mexec\0a/bin/sh\0a-c\0acat\0eA=1\0c/work\0\0in\0put"
+    with pytest.raises(ValueError):
+        encode_request("exec", ["a\0b"])
+
+
+def test_an_exit_report_is_read_from_its_fields() -> None:
+    """`key=value` lines of the supervisor's exit message become an Exit."""
+    from sandboxd.sandbox.supervisor import Exit
+
+    end = Exit.parse(b"code=-1\nsignal=9\nutime_us=1500\nstime_us=500\nmaxrss_kb=77\nfinished=0\n")
+    assert (end.code, end.signal, end.cpu_us, end.maxrss_kb, end.finished) == (
+        None, 9, 2000, 77, False,
+    )  # fmt: skip
+    assert Exit.parse(b"code=0\nsignal=0\nfinished=1\nrunner_error=\n").code == 0

@@ -3,7 +3,7 @@ the runner, its files or its output is a learner verdict (never `internal_error`
 crash), results are believed only from a runner that finished, the runner cannot be
 ptraced or rewritten, and the learner's output holds nothing of ours.
 
-Each runs through the standby (warm) runner and through the runner started per job."""
+Each runs through the fork (warm) runner and through the runner started per job."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 from sandboxd.jobs import RunContext, execute
 from sandboxd.models import Result, Verdict
 from sandboxd.pool import Pool, PoolConfig
-from sandboxd.sandbox import SandboxSpec
+from sandboxd.sandbox import RunnerMode, SandboxSpec
 from tests.conftest import TEST_HOST_ID, make_job
 
 pytestmark = pytest.mark.docker
@@ -27,12 +27,12 @@ CTX = RunContext()
 SOLUTION = {"solution.py": "def answer():\n    return 42\n"}
 
 
-@pytest.fixture(scope="module", params=["standby", "cold"])
+@pytest.fixture(scope="module", params=["fork", "cold"])
 async def runner_pool(
     request: pytest.FixtureRequest, docker: aiodocker.Docker, python_spec: SandboxSpec
 ) -> AsyncIterator[Pool]:
-    """A pool whose runner waits in standby with pytest imported, or starts per job."""
-    spec = replace(python_spec, standby=request.param == "standby")
+    """A pool whose runner is warm (pytest imported, a child per job), or starts per job."""
+    spec = replace(python_spec, runner_mode=RunnerMode(request.param))
     pool = Pool(docker, {"python": spec}, PoolConfig(size=1, spares=1), host_id=TEST_HOST_ID)
     try:
         await pool.start()
@@ -134,12 +134,19 @@ def test_forges_a_pass_and_kills_the_runner():
 
 
 async def test_results_left_by_a_killed_runner_are_not_believed(runner_pool: Pool) -> None:
-    """A results file claiming every test passed, then SIGKILL to the runner: the runner
-    did not finish, so the file is no evidence; the verdict is a runtime error."""
+    """A results file claiming every test passed, then SIGKILL to the runner. A fork
+    runner is another uid: the kill is refused and the file means nothing (the test
+    fails). A cold runner is the job user's: it dies, so it did not finish, and the file
+    is no evidence; the verdict is a runtime error."""
     result = await run_tests(runner_pool, FORGE_AND_KILL)
-    assert result.status is Verdict.RUNTIME_ERROR, result
-    assert result.tests == []
-    assert "did not finish (ended by SIGKILL)" in result.message
+    if runner_pool.spec("python").runner_mode is RunnerMode.FORK:
+        assert result.status is Verdict.FAILED, result
+        (test,) = result.tests
+        assert test.message is not None and "PermissionError" in test.message
+    else:
+        assert result.status is Verdict.RUNTIME_ERROR, result
+        assert result.tests == []
+        assert "did not finish (killed by SIGKILL)" in result.message
     await assert_next_job_passes(runner_pool)
 
 

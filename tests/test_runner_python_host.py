@@ -6,9 +6,12 @@ pass here means the golden files describe what the image will report.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
-import time
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +21,12 @@ from runner_fixtures import (
     HOST_PYTHON,
     RESULTS_NAME,
     RUNNER,
+    WarmRunner,
     compare_results,
     copy_exercise,
     fixture_cases,
     image_env,
+    job_readable,
     load_expected,
     read_results,
     run_runner,
@@ -180,7 +185,7 @@ def test_usage_error_without_arguments() -> None:
     """Called without its two arguments the runner says how to call it and exits 2."""
     proc = subprocess.run([HOST_PYTHON, str(RUNNER)], capture_output=True, timeout=60, check=False)
     assert proc.returncode == 2
-    assert b"usage: run [--standby FIFO] <input_dir> <output_dir>" in proc.stderr
+    assert b"usage: run <input_dir> <output_dir> | run --fork | run --standby" in proc.stderr
 
 
 # -- compare_results, the helper the image tests reuse -------------------------------
@@ -236,30 +241,23 @@ def test_compare_top_level_fields() -> None:
     assert compare_results(actual, expected) == ["message: expected 'y', got 'x'"]
 
 
-def run_standby(
-    files: dict[str, bytes], root: Path
-) -> tuple[subprocess.CompletedProcess[bytes], Path, Path]:
-    """`run --standby`: started before the files exist, released through its FIFO."""
-    input_dir, output_dir, fifo = root / "work", root / "out", root / "go"
-    input_dir.mkdir()
-    output_dir.mkdir()
-    proc = subprocess.Popen(
-        [HOST_PYTHON, str(RUNNER), "--standby", str(fifo), str(input_dir), str(output_dir)],
-        cwd=root,
-        env=image_env(root),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    for _ in range(600):  # it creates the FIFO once pytest is imported
-        if fifo.exists():
-            break
-        time.sleep(0.01)
-    for name, data in files.items():
-        (input_dir / name).write_bytes(data)
-    with open(fifo, "wb") as go:
-        go.write(b"go\n")
-    out, err = proc.communicate(timeout=120)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), input_dir, output_dir
+@pytest.fixture
+def job_root() -> Iterator[Path]:
+    """A directory the job user can reach (mode 0755 below /tmp), removed after."""
+    root = Path(tempfile.mkdtemp(prefix="sandboxd-warm-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def fork_runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WarmRunner]:
+    """One fork runner for the module, serving job after job as in a sandbox."""
+    if os.geteuid() != 0:
+        pytest.skip("a fork runner's child switches to the job user: needs root")
+    runner = WarmRunner("fork", tmp_path_factory.mktemp("fork"))
+    yield runner
+    assert runner.close() == 0
 
 
 def _case_files(case: str) -> dict[str, bytes]:
@@ -270,21 +268,86 @@ def _case_files(case: str) -> dict[str, bytes]:
     }
 
 
+def _exercise(root: Path, name: str, files: dict[str, bytes]) -> Path:
+    work = root / name
+    work.mkdir()
+    for file, data in files.items():
+        (work / file).write_bytes(data)
+    return job_readable(work)
+
+
 @pytest.mark.parametrize("case", CASES)
-def test_standby_mode_reports_the_same(case: str, tmp_path: Path) -> None:
-    """The warm variant (pytest imported ahead, child forked) gives the same results."""
-    proc, input_dir, output_dir = run_standby(_case_files(case), tmp_path)
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
-    diffs = compare_results(read_results(output_dir), load_expected(case), input_dir=str(input_dir))
+def test_fork_mode_reports_the_same(case: str, fork_runner: WarmRunner, job_root: Path) -> None:
+    """The warm fork runner (pytest imported once, a child per job, jobs one after the
+    other in the same parent) gives each case the same results as a cold run."""
+    work = _exercise(job_root, "work", _case_files(case))
+    run = fork_runner.run(work)
+    assert run.error is None
+    diffs = compare_results(run.results, load_expected(case), input_dir=str(work))
     assert diffs == [], "\n".join(diffs)
-    assert sorted(os.listdir(output_dir)) == [RESULTS_NAME]
-    assert not (tmp_path / "go").exists()
 
 
-def test_standby_child_does_not_see_the_events_path(tmp_path: Path) -> None:
-    """The plugin's control variable never reaches learner code, in standby mode too."""
-    probe = b"import os\n\n\ndef test_env():\n    assert 'SANDBOXD_EVENTS' not in os.environ\n"
-    proc, _, output_dir = run_standby({"env_test.py": probe}, tmp_path)
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
-    results = read_results(output_dir)
-    assert results["status"] == "pass", results
+@pytest.mark.parametrize("case", ["all_pass", "exits_early", "syntax_error"])
+def test_standby_mode_reports_the_same(case: str, job_root: Path, tmp_path: Path) -> None:
+    """A standby runner (ready ahead, one job, then it ends) gives the same results."""
+    runner = WarmRunner("standby", tmp_path)
+    work = _exercise(job_root, "work", _case_files(case))
+    run = runner.run(work)
+    assert runner.close() == 0
+    diffs = compare_results(run.results, load_expected(case), input_dir=str(work))
+    assert diffs == [], "\n".join(diffs)
+
+
+PROBE = b"""\
+import json, os, random, sys
+
+
+def test_probe():
+    status = dict(line.split(":\\t", 1) for line in open("/proc/self/status") if ":\\t" in line)
+    fds = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            fds[fd] = os.readlink(f"/proc/self/fd/{fd}")
+        except FileNotFoundError:  # the descriptor that listed them
+            pass
+    print(json.dumps({
+        "uid": os.getresuid(), "gid": os.getresgid(), "groups": os.getgroups(),
+        "caps": {k: status[k].strip() for k in ("CapInh", "CapPrm", "CapEff", "CapAmb")},
+        "sockets": [link for link in fds.values() if link.startswith("socket:")],
+        "env": sorted(k for k in os.environ if k.startswith("SANDBOXD")),
+        "random": random.random(),
+    }))
+"""
+
+
+def test_a_fork_runners_child_is_the_job_user_and_nothing_of_ours(
+    fork_runner: WarmRunner, job_root: Path
+) -> None:
+    """Each child is uid/gid 10001 with no supplementary group and no capability, holds
+    no socket (not the supervisor's channel), sees none of our variables, and draws
+    its own random numbers (not the parent's sequence)."""
+    seen = []
+    for name in ("one", "two"):
+        run = fork_runner.run(_exercise(job_root, name, {"probe_test.py": PROBE}))
+        (test,) = run.results["tests"]
+        assert test["status"] == "pass", run.results
+        seen.append(json.loads(test["output"]))
+    for probe in seen:
+        assert probe["uid"] == [10001, 10001, 10001] and probe["gid"] == [10001] * 3
+        assert probe["groups"] == []
+        assert set(probe["caps"].values()) == {"0000000000000000"}, probe["caps"]
+        assert probe["sockets"] == [] and probe["env"] == []
+    assert seen[0]["random"] != seen[1]["random"]
+
+
+def test_a_fork_runner_gives_the_job_its_stdin_and_streams(
+    fork_runner: WarmRunner, job_root: Path
+) -> None:
+    """The child's stdin, stdout and stderr are the ones handed over with the job."""
+    test = (
+        b"import os, sys\n\n\ndef test_io(capsys):\n    with capsys.disabled():\n"
+        b"        print('out:' + os.read(0, 100).decode())\n"
+        b"        print('err', file=sys.stderr)\n"
+    )
+    run = fork_runner.run(_exercise(job_root, "io", {"io_test.py": test}), stdin=b"given")
+    assert b"out:" in run.stdout and b"err" in run.stderr

@@ -8,6 +8,7 @@ should see.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
@@ -29,7 +30,7 @@ from sandboxd.jobs import evidence_of
 from sandboxd.limits import DEFAULT_MAXIMA, clamp
 from sandboxd.models import Job, LimitsRequest, Verdict
 from sandboxd.pool import Pool, PoolConfig
-from sandboxd.sandbox import SandboxSpec
+from sandboxd.sandbox import RunnerMode, SandboxSpec
 from sandboxd.verdict import decide
 
 pytestmark = pytest.mark.docker
@@ -71,43 +72,59 @@ def case_job(case: str) -> Job:
 
 
 @pytest.fixture(scope="module")
-async def exec_pool(docker: aiodocker.Docker, python_spec: SandboxSpec) -> AsyncIterator[Pool]:
-    """A pool whose sandboxes start the runner per job (no standby runner)."""
-    spec = replace(python_spec, standby=False)
+async def cold_pool(docker: aiodocker.Docker, python_spec: SandboxSpec) -> AsyncIterator[Pool]:
+    """A pool whose sandboxes start the runner per job, as the job user (cold)."""
+    spec = replace(python_spec, runner_mode=RunnerMode.COLD)
     p = Pool(docker, {"python": spec}, PoolConfig(size=1), host_id=TEST_HOST_ID)
-    await p.start()
-    assert await p.wait_warm(120), p.last_error("python")
-    yield p
-    await p.close()
+    try:
+        await p.start()
+        assert await p.wait_warm(120), p.last_error("python")
+        yield p
+    finally:
+        await p.close()
 
 
-@pytest.mark.parametrize("mode", ["standby", "exec"])
+@pytest.mark.parametrize("mode", ["fork", "cold"])
 @pytest.mark.parametrize("case", sorted(VERDICTS))
-async def test_fixture_in_image(pool: Pool, exec_pool: Pool, case: str, mode: str) -> None:
+async def test_fixture_in_image(pool: Pool, cold_pool: Pool, case: str, mode: str) -> None:
+    """Each golden case gives its results and its verdict in the real image, from the
+    fork runner (the image's) and from the runner started per job."""
     job = case_job(case)
-    use = pool if mode == "standby" else exec_pool
+    use = pool if mode == "fork" else cold_pool
     limits = clamp(job.limits, defaults=use.spec("python").limits, maxima=DEFAULT_MAXIMA)
     async with use.sandbox("python", limits) as box:
-        served = box.standby_jobs
+        served = box.warm_jobs
         out = await box.run(job, limits)
-        assert box.standby_jobs == served + (mode == "standby"), "the intended path ran"
-    assert out.results is not None, f"no results.json: {out.results_error}; {out.stderr!r}"
+        assert box.warm_jobs == served + (mode == "fork"), "the intended path ran"
+    assert out.results is not None, f"no results: {out.results_error}; {out.stderr!r}"
+    assert out.runner_finished, out
     actual = json.loads(out.results)
     diffs = compare_results(actual, load_expected(case), input_dir=INPUT_DIR)
     assert not diffs, "\n".join(diffs)
     assert INPUT_DIR + "/" not in out.results.decode(), "the runner leaked the work dir path"
-    assert out.exit_code == 0, f"the runner must exit 0 whatever the tests did: {out.stderr!r}"
     verdict, message = decide(evidence_of(job, limits, out)[0])
     assert verdict == VERDICTS[case], message
     assert message
 
 
-async def test_a_shrinking_memory_limit_runs_without_the_standby(pool: Pool) -> None:
-    """The standby already holds memory: a job asking for less gets a fresh runner."""
+async def test_a_smaller_memory_limit_is_the_jobs_through_the_warm_runner(pool: Pool) -> None:
+    """A job asking for less memory than the pool's default still runs in the warm
+    runner, and the cgroup's limit is the job's (back to the default after the reset)."""
     job = case_job("all_pass").model_copy(update={"limits": LimitsRequest(memory_mb=128)})
     limits = clamp(job.limits, defaults=pool.spec("python").limits, maxima=DEFAULT_MAXIMA)
     async with pool.sandbox("python", limits) as box:
-        served = box.standby_jobs
+        served = box.warm_jobs
         out = await box.run(job, limits)
-        assert box.standby_jobs == served
+        assert box.warm_jobs == served + 1
+        assert box.cgroup.memory_limit() == 128 << 20
     assert out.results is not None and json.loads(out.results)["status"] == "pass"
+    await box_reset_done(pool)
+    assert box.cgroup.memory_limit() == pool.spec("python").limits.memory_bytes
+
+
+async def box_reset_done(pool: Pool) -> None:
+    """Wait until no sandbox of the pool is being reset."""
+    for _ in range(400):
+        if pool.stats()[0].idle == pool.stats()[0].size:
+            return
+        await asyncio.sleep(0.01)

@@ -42,13 +42,12 @@ def test_make_test_trusts_nothing_in_the_event_file() -> None:
     }
 
 
-def test_events_nested_too_deeply_are_skipped(tmp_path: Path) -> None:
-    """A line of the event file that json cannot load (here 100,000 arrays deep) is
+def test_events_nested_too_deeply_are_skipped() -> None:
+    """A line of the events that json cannot load (here 100,000 arrays deep) is
     skipped, not the end of the runner."""
-    path = tmp_path / "events"
     deep = b"[" * 100_000 + b"]" * 100_000
-    path.write_bytes(b'{"e":"start","name":"a"}\n' + deep + b'\n{"e":"result","status":"pass"}\n')
-    assert run.read_events(str(path)) == [
+    raw = b'{"e":"start","name":"a"}\n' + deep + b'\n{"e":"result","status":"pass"}\n'
+    assert run.parse_events(raw) == [
         {"e": "start", "name": "a"},
         {"e": "result", "status": "pass"},
     ]

@@ -149,9 +149,11 @@ async def test_the_sandbox_is_locked_down(pool: Pool, monkeypatch: pytest.Monkey
     assert result.status is Verdict.PASSED, result
     probe = json.loads(result.stdout)
     assert probe["uid"] != 0 and probe["euid"] != 0
-    assert probe["caps"]["CapEff"] == "0000000000000000"
-    assert probe["caps"]["CapPrm"] == "0000000000000000"
-    assert probe["caps"]["CapBnd"] == "0000000000000000"
+    for kind in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
+        assert probe["caps"][kind] == "0000000000000000", kind
+    # The bounding set keeps the supervisor's two (SETUID, SETGID): no-new-privileges and
+    # the empty permitted set mean a job can never hold them.
+    assert probe["caps"]["CapBnd"] == "00000000000000c0"
     assert probe["no_new_privs"] == ["1"]
     assert probe["seccomp"] == ["2"]  # filter mode: Docker's default profile
     assert probe["write_etc"] == 30 and probe["write_usr"] == 30  # EROFS

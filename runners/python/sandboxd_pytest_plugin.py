@@ -1,10 +1,11 @@
 """The pytest side of sandboxd's Python runner.
 
-`run` loads this module into its child pytest process (`-p sandboxd_pytest_plugin`). It
-appends one JSON line per event to the file named by $SANDBOXD_EVENTS and never holds
+`run` loads this module into its child pytest process (`-p sandboxd_pytest_plugin`, or
+imported ahead by a warm runner). It writes one JSON line per event to the runner's
+events pipe (fd $SANDBOXD_EVENTS_FD, or the one `use_events_fd` names) and never holds
 results back: whatever happens to the process later (os._exit, a segfault, a kill), the
-parent still finds every test that finished. The parent turns the lines into
-results.json (see README.md for the line format).
+runner still has every test that finished. The runner turns the lines into the results
+(see README.md for the line format).
 
 Targets Debian bookworm's pytest 7.2 and pluggy 1.0 (so old-style `hookwrapper=True`);
 works with pytest 8 too. Only public pytest API is used.
@@ -34,7 +35,7 @@ from typing import Any
 
 import pytest
 
-EVENTS_ENV = "SANDBOXD_EVENTS"
+EVENTS_ENV = "SANDBOXD_EVENTS_FD"
 NAME_LIMIT = 500  # a parametrisation id can be megabytes long
 MESSAGE_LIMIT = 1000
 TOP_MESSAGE_LIMIT = 2000
@@ -46,7 +47,7 @@ SPILL_AFTER = 64 * 1024
 SPILL_POLL_S = 0.025
 
 # Popped at import (before any learner code runs) so tests never see it.
-_EVENTS_PATH = os.environ.pop(EVENTS_ENV, None)
+_EVENTS_FD = os.environ.pop(EVENTS_ENV, None)
 # A JSON string literal, non-ASCII kept (the C implementation json.dumps uses).
 _json_string = json.encoder.encode_basestring
 
@@ -71,15 +72,14 @@ def _json_line(event: dict[str, Any]) -> bytes:
 
 
 class _Events:
-    """Append-only JSON-lines writer.
+    """Append-only JSON-lines writer to the runner's events pipe.
 
-    Every line reaches the file before anything else can happen to the process: a test's
-    result is held only until the next test starts (one write(2) for both), which is the
-    next moment learner code runs; the last test's result is written at once."""
+    Every line reaches the pipe before anything else can happen to the process: a
+    test's result is held only until the next test starts (one write(2) for both),
+    which is the next moment learner code runs; the last test's result goes at once."""
 
-    def __init__(self, path: str) -> None:
-        self._path = path
-        self._fd: int | None = None
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
         self._held = b""
 
     def emit(self, event: dict[str, Any], *, hold: bool = False) -> None:
@@ -88,23 +88,22 @@ class _Events:
             self._held = data
             return
         self._held = b""
-        for attempt in (1, 2):
-            try:
-                if self._fd is None:
-                    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-                    self._fd = os.open(self._path, flags, 0o600)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(self._fd, view) :]
-                return
-            except OSError:
-                # Learner code may have closed our descriptor: reopen once.
-                self._fd = None
-                if attempt == 2:
-                    raise
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
 
 
-_events = _Events(_EVENTS_PATH) if _EVENTS_PATH else None
+def _events_from(value: str | None) -> _Events | None:
+    return _Events(int(value)) if value and value.isdigit() else None
+
+
+_events = _events_from(_EVENTS_FD)
+
+
+def use_events_fd(fd: int) -> None:
+    """The warm runner's child: events go to `fd` (this module was imported before)."""
+    global _events
+    _events = _Events(fd)
 
 
 def _cap(text: str, limit: int) -> str:
