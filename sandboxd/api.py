@@ -64,6 +64,15 @@ class PoolInfo(BaseModel):
     idle: int
     busy: int
     starting: int
+    slots: int = Field(description="Jobs the pool may run at once: its share of the host's slots.")
+    target: int = Field(description="Warm sandboxes the pool is kept at: its slots and spares.")
+    demand: float = Field(
+        description="Jobs the pool held at once recently: arrival rate x hold time "
+        "(Little's law); what its slots are planned from."
+    )
+    fixed: bool = Field(
+        description="Its size is configured (SANDBOXD_POOL_SIZES), not planned from demand."
+    )
 
 
 _EVENTS_DESCRIPTION = """\
@@ -152,11 +161,21 @@ def create_app(state: ApiState) -> FastAPI:
         "/v1/pools",
         response_model=list[PoolInfo],
         tags=["observability"],
-        summary="Warm pools and their sandboxes by state",
+        summary="Warm pools: sandboxes by state, slots, target and demand",
     )
     async def pools() -> list[PoolInfo]:
         return [
-            PoolInfo(pool=s.pool, size=s.size, idle=s.idle, busy=s.busy, starting=s.starting)
+            PoolInfo(
+                pool=s.pool,
+                size=s.size,
+                idle=s.idle,
+                busy=s.busy,
+                starting=s.starting,
+                slots=getattr(s, "slots", s.size),
+                target=getattr(s, "target", s.size),
+                demand=getattr(s, "demand", 0.0),
+                fixed=getattr(s, "fixed", True),
+            )
             for s in state.pools()
         ]
 

@@ -177,6 +177,11 @@ class Cgroup:
         except OSError as exc:
             raise CgroupError(f"cannot write {path}: {exc}") from None
 
+    def memory_usage(self) -> int:
+        """Bytes the cgroup holds now (page cache and kernel memory included)."""
+        name = "memory.usage_in_bytes" if self.version == 1 else "memory.current"
+        return int(self._read(self.memory / name).strip())
+
     def memory_limit(self) -> int:
         name = "memory.limit_in_bytes" if self.version == 1 else "memory.max"
         text = self._read(self.memory / name).strip()

@@ -113,7 +113,17 @@ class Settings(BaseSettings):
 
     http_addr: str = "127.0.0.1:8700"
 
-    pool_sizes: dict[str, int] = Field(default_factory=lambda: {"python": 2})
+    # The capacity model (sandboxd.capacity): the host's job slots (unset: one per CPU)
+    # shared by the languages it serves, each sized from its demand, at least
+    # `pool_floor` each, their warm sandboxes within `warm_memory_mb` (unset: a quarter
+    # of the host's memory). `pool_sizes` fixes the size of the languages it names (an
+    # override: their demand is not looked at) and, when `languages` is unset, says
+    # which languages are served.
+    languages: list[str] | None = None
+    slots: int | None = Field(default=None, ge=1, le=4096)
+    pool_floor: int = Field(default=1, ge=0, le=64)
+    warm_memory_mb: int | None = Field(default=None, ge=1)
+    pool_sizes: dict[str, int] = Field(default_factory=dict)
     # Warm sandboxes per language beyond its job slots: a retirement or a reset under way
     # never makes the next job wait for a container to start.
     pool_spares: int = Field(default=1, ge=0, le=64)
@@ -222,11 +232,29 @@ class Settings(BaseSettings):
             sizes[language] = size.strip()
         return sizes
 
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _parse_languages(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        names = [part.strip() for part in value.split(",") if part.strip()]
+        if not names:
+            raise ValueError("must name at least one language, e.g. python,javascript")
+        if len(set(names)) != len(names):
+            raise ValueError("names a language twice")
+        return names
+
+    @field_validator("languages")
+    @classmethod
+    def _check_languages(cls, value: list[str] | None) -> list[str] | None:
+        for language in value or ():
+            if not _LANGUAGE_RE.fullmatch(language):
+                raise ValueError(f"{language!r} is not a language name (lower-case, a-z0-9_-)")
+        return value
+
     @field_validator("pool_sizes")
     @classmethod
     def _check_pool_sizes(cls, value: dict[str, int]) -> dict[str, int]:
-        if not value:
-            raise ValueError("must name at least one language")
         for language, size in value.items():
             if not _LANGUAGE_RE.fullmatch(language):
                 raise ValueError(f"{language!r} is not a language name (lower-case, a-z0-9_-)")
@@ -243,6 +271,21 @@ class Settings(BaseSettings):
         if visibility is not None and value >= visibility:
             raise ValueError(f"must be less than {env_name('visibility_timeout')} ({visibility})")
         return value
+
+    @property
+    def served_languages(self) -> list[str]:
+        """The languages this host serves: `languages`, else those `pool_sizes` names,
+        else python; without those fixed at size 0."""
+        names = self.languages if self.languages is not None else list(self.pool_sizes)
+        names = names or ["python"]
+        names = [*names, *(k for k in self.pool_sizes if k not in names)]
+        return [k for k in names if self.pool_sizes.get(k, 1) > 0]
+
+    @property
+    def host_slots(self) -> int:
+        from sandboxd.capacity import default_slots
+
+        return self.slots if self.slots is not None else default_slots()
 
     @property
     def embedded_dead_letter_queue(self) -> str:

@@ -234,14 +234,21 @@ class Daemon:
         self.pool = pool = Pool(
             docker,
             specs,
-            PoolConfig(size=0, sizes=tuple(sizes.items()), spares=s.pool_spares),
+            PoolConfig(
+                size=0,
+                sizes=tuple(sizes.items()),
+                spares=s.pool_spares,
+                slots=s.host_slots,
+                floor=s.pool_floor,
+                warm_memory_bytes=s.warm_memory_mb << 20 if s.warm_memory_mb else None,
+            ),
             host_id=s.host_id,
             on_retire=self.metrics.sandbox_retired,
             on_start=self.metrics.sandbox_started,
         )
-        for language in s.pool_sizes:
+        for language in s.served_languages:
             self.metrics.add_language(language)
-        self.metrics.watch_pool(pool.stats, pool.config.kept_of)
+        self.metrics.watch_pool(pool.stats, host_slots=lambda: pool.host_slots)
         removed = await pool.start()
         stack.push_async_callback(pool.close)
         if removed:
@@ -258,7 +265,8 @@ class Daemon:
             print(hint, file=sys.stderr, flush=True)
         warm = await self._until(pool.wait_warm(120))
         if warm:
-            log.info("ready: pools warm (%s)", ", ".join(f"{k}={v}" for k, v in sizes.items()))
+            shape = ", ".join(f"{p.pool}={p.slots}+{p.target - p.slots}" for p in pool.stats())
+            log.info("ready: pools warm (%s slots+spares of %d)", shape, pool.host_slots)
             self.metrics.set_ready(True)
         elif warm is not None:
             log.warning("pools not warm yet: %s", self._pool_errors())
@@ -319,9 +327,7 @@ class Daemon:
         if await self._retrying("connecting to the Docker engine", engine) is None:
             return None
         specs: dict[str, SandboxSpec] = {}
-        for language, size in self.settings.pool_sizes.items():
-            if size <= 0:
-                continue
+        for language in self.settings.served_languages:
             try:
                 specs[language] = await load_spec(docker, language, self.settings.maxima)
             except Exception as exc:

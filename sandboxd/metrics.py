@@ -76,54 +76,83 @@ TargetSizeFn = Callable[[str], int]
 class _PoolCollector(Collector):
     """Pool gauges computed at scrape time from the pool's own counts."""
 
-    def __init__(self, stats: PoolStatsFn, target_size: TargetSizeFn | None) -> None:
+    def __init__(
+        self,
+        stats: PoolStatsFn,
+        target_size: TargetSizeFn | None,
+        host_slots: Callable[[], int] | None = None,
+    ) -> None:
         self._stats = stats
         self._target_size = target_size
+        self._host_slots = host_slots
 
-    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
-        return (
-            GaugeMetricFamily(
+    def _families(self) -> dict[str, GaugeMetricFamily]:
+        lang = ["language"]
+        return {
+            "sandboxes": GaugeMetricFamily(
                 "sandboxd_pool_sandboxes",
                 "Sandboxes of a pool by state (recycling: being reset or retired).",
                 labels=["language", "state"],
             ),
-            GaugeMetricFamily(
-                "sandboxd_pool_size",
-                "Sandboxes a pool holds now, in any state.",
-                labels=["language"],
+            "size": GaugeMetricFamily(
+                "sandboxd_pool_size", "Sandboxes a pool holds now, in any state.", labels=lang
             ),
-            GaugeMetricFamily(
+            "target": GaugeMetricFamily(
                 "sandboxd_pool_target_size",
-                "Warm sandboxes a pool aims to keep.",
-                labels=["language"],
+                "Warm sandboxes a pool aims to keep (its slots and its spares).",
+                labels=lang,
             ),
-        )
+            "slots": GaugeMetricFamily(
+                "sandboxd_pool_slots",
+                "Jobs a pool may run at once: its share of the host's slots.",
+                labels=lang,
+            ),
+            "demand": GaugeMetricFamily(
+                "sandboxd_pool_demand",
+                "Jobs a pool held at once recently: arrival rate x hold time (Little's law).",
+                labels=lang,
+            ),
+            "host": GaugeMetricFamily(
+                "sandboxd_host_slots", "Job slots of this host, shared by its pools."
+            ),
+        }
 
     def describe(self) -> Iterable[Metric]:
-        return self._families()
+        return self._families().values()
 
     def collect(self) -> Iterable[Metric]:
-        sandboxes, size, target = self._families()
+        f = self._families()
         try:
             stats = list(self._stats())
+            host = self._host_slots() if self._host_slots is not None else None
         except Exception:
             # A scrape must not fail because the pool is in a bad state; the rest of
             # the metrics are exactly what an operator needs then.
             log.exception("reading pool stats for metrics failed")
             return []
+        shown = ["sandboxes", "size"]
         for s in stats:
             recycling = max(0, s.size - s.idle - s.busy - s.starting)
             for state, value in zip(
                 POOL_STATES, (s.idle, s.busy, s.starting, recycling), strict=True
             ):
-                sandboxes.add_metric([s.pool, state], value)
-            size.add_metric([s.pool], s.size)
+                f["sandboxes"].add_metric([s.pool, state], value)
+            f["size"].add_metric([s.pool], s.size)
+            target = getattr(s, "target", None)
             if self._target_size is not None:
-                target.add_metric([s.pool], self._target_size(s.pool))
-        families: list[Metric] = [sandboxes, size]
-        if self._target_size is not None:
-            families.append(target)
-        return families
+                target = self._target_size(s.pool)
+            if target is not None:
+                f["target"].add_metric([s.pool], target)
+            for name in ("slots", "demand"):
+                if (figure := getattr(s, name, None)) is not None:
+                    f[name].add_metric([s.pool], figure)
+        for name in ("target", "slots", "demand"):
+            if f[name].samples:
+                shown.append(name)
+        if host is not None:
+            f["host"].add_metric([], host)
+            shown.append("host")
+        return [f[name] for name in shown]
 
 
 class Metrics:
@@ -241,16 +270,22 @@ class Metrics:
         for reason in RETIREMENT_REASONS:
             self._retirements.labels(language, reason)
 
-    def watch_pool(self, stats: PoolStatsFn, target_size: TargetSizeFn | None = None) -> None:
+    def watch_pool(
+        self,
+        stats: PoolStatsFn,
+        target_size: TargetSizeFn | None = None,
+        host_slots: Callable[[], int] | None = None,
+    ) -> None:
         """Export pool gauges read from `stats()` (e.g. `Pool.stats`) at each scrape.
 
-        `target_size(language)` gives the warm size a pool aims for (e.g.
-        `lambda _: pool.config.size`); without it `sandboxd_pool_target_size` is absent.
-        Calling again replaces the previous source.
+        The target, slots and demand of a pool come from its stats when they carry them
+        (`target_size(language)`, when given, overrides the target); `host_slots()` gives
+        `sandboxd_host_slots`. A family with no figure is absent. Calling again replaces
+        the previous source.
         """
         if self._pool_collector is not None:
             self.registry.unregister(self._pool_collector)
-        self._pool_collector = _PoolCollector(stats, target_size)
+        self._pool_collector = _PoolCollector(stats, target_size, host_slots)
         self.registry.register(self._pool_collector)
 
     # -- jobs -----------------------------------------------------------------------------

@@ -5,6 +5,10 @@ another job only after a verified reset; any limit event, failed reset, age or
 job-count limit retires it, and a fresh one is started in the background. Each pool
 keeps `spares` sandboxes beyond its job slots, so a retirement (or a reset still under
 way) never makes the next job wait for a container to start.
+
+Pool sizes are fixed (`PoolConfig.size` / `sizes`) or, when the config gives the host's
+`slots`, planned from demand by `sandboxd.capacity` and re-planned as jobs arrive and
+end: the busy languages get the slots, a cold one gives its idle sandboxes back.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 import aiodocker
 
+from sandboxd.capacity import Demand, HostCapacity, Target, default_warm_memory_bytes, plan
 from sandboxd.cgroup import Cgroup, CgroupError
 from sandboxd.limits import Limits
 from sandboxd.reasons import Retirement, RetireReason
@@ -35,6 +40,9 @@ LABEL_HOST = "sandboxd.host"
 LABEL_PID = "sandboxd.pid"
 # How long the engine may take to remove a leftover sandbox before we go on without it.
 LEFTOVER_DELETE_S = 30.0
+# How often demand is looked at again without any job arriving or ending (a language
+# whose jobs stopped turns cold and gives its sandboxes back).
+REPLAN_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,16 @@ class PoolConfig:
     max_jobs_per_sandbox: int = 200
     max_age_seconds: float = 3600.0
     start_retry_seconds: float = 1.0
+    # The capacity model: when `slots` (the host's job slots) is set, pools not named in
+    # `sizes` are sized from demand within it, each keeping at least `floor`, all warm
+    # sandboxes within `warm_memory_bytes` (default: a quarter of the host's memory).
+    slots: int | None = None
+    floor: int = 1
+    warm_memory_bytes: int | None = None
+
+    @property
+    def planned(self) -> bool:
+        return self.slots is not None
 
     def size_of(self, name: str) -> int:
         return dict(self.sizes).get(name, self.size)
@@ -69,6 +87,9 @@ class PoolStats:
     busy: int
     starting: int
     target: int = 0  # the number of sandboxes the pool is kept at (slots and spares)
+    slots: int = 0  # jobs it may run at once
+    demand: float = 0.0  # jobs it holds at once, recently (arrival rate x hold time)
+    fixed: bool = True  # its size is configured, not planned from demand
 
 
 RetireHook = Callable[[str, str], None]  # (pool, reason label)
@@ -92,20 +113,27 @@ class _LanguagePool:
 
     @property
     def target(self) -> int:
-        return self.owner.config.kept_of(self.spec.pool)
+        return self.owner.target_of(self.spec.pool).kept
 
     @property
     def slots(self) -> int:
-        return self.owner.config.size_of(self.spec.pool)
+        return self.owner.target_of(self.spec.pool).slots
 
     @property
     def warm(self) -> bool:
         return len(self.idle) + self.busy >= self.target
 
     def stats(self) -> PoolStats:
+        target = self.owner.target_of(self.spec.pool)
         return PoolStats(
-            self.spec.pool, self.total, len(self.idle), self.busy, self.starting, self.target
-        )
+            self.spec.pool, self.total, len(self.idle), self.busy, self.starting,
+            target.kept, target.slots, target.demand, self.owner.is_fixed(self.spec.pool),
+        )  # fmt: skip
+
+    def trim(self) -> None:
+        """Give back idle sandboxes beyond the target (a language turned cold)."""
+        while self.idle and self.total > self.target:
+            self.owner.spawn(self.idle.pop().destroy())
 
     def refill(self) -> None:
         """Start sandboxes in the background until the pool is at its size."""
@@ -129,6 +157,8 @@ class _LanguagePool:
             self.refill()
             return
         self.last_error = None
+        with contextlib.suppress(CgroupError, OSError):
+            self.owner.measured_warm(self.spec.pool, box.cgroup.memory_usage())
         if self.owner.on_start is not None:
             self.owner.on_start(self.spec.pool, time.monotonic() - t0)
         async with self.changed:
@@ -140,6 +170,7 @@ class _LanguagePool:
             self.changed.notify_all()
 
     async def acquire(self) -> Sandbox:
+        self.owner.arrived(self.spec.pool)
         async with self.changed:
             while True:
                 if self.owner.closing:
@@ -147,6 +178,7 @@ class _LanguagePool:
                 if self.idle:
                     box = self.idle.popleft()
                     self.busy += 1
+                    box.acquired = time.monotonic()
                     return box
                 self.refill()
                 await self.changed.wait()
@@ -169,10 +201,13 @@ class _LanguagePool:
 
     async def _settle(self, box: Sandbox, reason: Retirement | None) -> None:
         """Back to idle after a good reset, else destroyed; the counts stay right."""
+        self.owner.held(self.spec.pool, time.monotonic() - box.acquired)
         async with self.changed:
             self.recycling -= 1
-            if reason is None and not self.owner.closing:
+            if reason is None and not self.owner.closing and self.total < self.target:
                 self.idle.append(box)
+            elif reason is None and not self.owner.closing:
+                self.owner.spawn(box.destroy())  # more than the target: given back
             else:
                 if reason is not None:
                     log.info("pool %s: retiring %s: %s", self.spec.pool, box.id[:12], reason)
@@ -211,6 +246,70 @@ class Pool:
         self.closing = False
         self._pools = {name: _LanguagePool(self, spec) for name, spec in specs.items()}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.demand = {name: Demand() for name in specs}
+        self._warm_bytes: dict[str, int] = {}
+        self._closed = asyncio.Event()
+        self._targets: dict[str, Target] = {}
+        self._plan()
+
+    # -- capacity ---------------------------------------------------------------------
+
+    @property
+    def host_capacity(self) -> HostCapacity | None:
+        cfg = self.config
+        if cfg.slots is None:
+            return None
+        budget = cfg.warm_memory_bytes or default_warm_memory_bytes()
+        return HostCapacity(cfg.slots, budget, cfg.floor, cfg.spares)
+
+    def is_fixed(self, name: str) -> bool:
+        return not self.config.planned or name in dict(self.config.sizes)
+
+    def target_of(self, name: str) -> Target:
+        if not self.config.planned:
+            return Target(self.config.size_of(name), self.config.kept_of(name), 0.0)
+        return self._targets[name]
+
+    def replan(self) -> None:
+        """Size the pools from demand again; start what is now missing, give back what
+        is now too much. Cheap (a handful of languages): called on every arrival and end."""
+        if not self._plan():
+            return
+        for pool in self._pools.values():
+            pool.trim()
+            pool.refill()
+
+    def _plan(self) -> bool:
+        host = self.host_capacity
+        if host is None:
+            return False
+        fixed = {k: v for k, v in self.config.sizes if k in self._pools}
+        demand = {k: d.value() for k, d in self.demand.items()}
+        self._targets = plan(host, self._pools, demand, fixed, self._warm_bytes)
+        return True
+
+    def arrived(self, name: str) -> None:
+        d = self.demand[name]
+        d.arrived()
+        d.held += 1
+        self.replan()
+
+    def held(self, name: str, seconds: float) -> None:
+        d = self.demand[name]
+        d.held = max(0, d.held - 1)
+        d.observed_hold(seconds)
+        self.replan()
+
+    def measured_warm(self, name: str, usage: int) -> None:
+        if usage > self._warm_bytes.get(name, 0):
+            self._warm_bytes[name] = usage
+
+    async def _replan_periodically(self) -> None:
+        while not self.closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), REPLAN_S)
+            if not self.closing:
+                self.replan()
 
     def labels(self, spec: SandboxSpec) -> dict[str, str]:
         return {
@@ -242,6 +341,8 @@ class Pool:
         removed = await remove_leftovers(self.docker, self.host_id)
         for pool in self._pools.values():
             pool.refill()
+        if self.config.planned:
+            self.spawn(self._replan_periodically())
         return removed
 
     async def wait_warm(self, timeout: float) -> bool:
@@ -270,6 +371,11 @@ class Pool:
     def capacity(self) -> int:
         """How many jobs the pools can run at once (their slots; spares are not slots)."""
         return sum(p.slots for p in self._pools.values())
+
+    @property
+    def host_slots(self) -> int:
+        """The host's job slots: configured, or the pools' fixed sizes added up."""
+        return self.config.slots if self.config.slots is not None else self.capacity
 
     def last_error(self, name: str) -> str | None:
         return self._pools[name].last_error
@@ -306,6 +412,7 @@ class Pool:
     async def close(self) -> None:
         """Stop refilling, destroy every sandbox, wait for background work."""
         self.closing = True
+        self._closed.set()
         for pool in self._pools.values():
             async with pool.changed:
                 while pool.idle:

@@ -60,8 +60,8 @@ async def make_api() -> AsyncIterator[ApiFactory]:
         **state_fields: Any,
     ) -> Api:
         pools = [
-            PoolStats("python", size=2, idle=1, busy=1, starting=0),
-            PoolStats("ruby", size=1, idle=0, busy=0, starting=1),
+            PoolStats("python", 2, 1, 1, 0, target=3, slots=2, demand=1.25, fixed=False),
+            PoolStats("ruby", size=1, idle=0, busy=0, starting=1, target=1, slots=1),
         ]
         state = ApiState(
             metrics=Metrics(["python", "ruby"]),
@@ -190,14 +190,16 @@ async def test_metrics_endpoint_serves_the_registry(make_api: ApiFactory) -> Non
 
 
 async def test_pools_lists_every_pool(make_api: ApiFactory) -> None:
-    """/v1/pools lists each pool with its size and sandboxes by state."""
+    """/v1/pools lists each pool with its sandboxes by state, slots, target and demand."""
     api = await make_api()
     resp = await api.client.get("/v1/pools")
     assert resp.status_code == 200
     assert resp.json() == [
-        {"pool": "python", "size": 2, "idle": 1, "busy": 1, "starting": 0},
-        {"pool": "ruby", "size": 1, "idle": 0, "busy": 0, "starting": 1},
-    ]
+        {"pool": "python", "size": 2, "idle": 1, "busy": 1, "starting": 0,
+         "slots": 2, "target": 3, "demand": 1.25, "fixed": False},
+        {"pool": "ruby", "size": 1, "idle": 0, "busy": 0, "starting": 1,
+         "slots": 1, "target": 1, "demand": 0.0, "fixed": True},
+    ]  # fmt: skip
 
 
 # -- server-sent events ------------------------------------------------------------------------

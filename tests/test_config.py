@@ -40,7 +40,10 @@ def test_defaults() -> None:
     assert settings.max_receive_count == 3
     assert settings.region == "us-east-1"
     assert (settings.http_host, settings.http_port) == ("127.0.0.1", 8700)
-    assert settings.pool_sizes == {"python": 2}
+    assert settings.pool_sizes == {}, "no fixed sizes: pools are planned from demand"
+    assert settings.served_languages == ["python"]
+    assert settings.slots is None and settings.host_slots >= 1
+    assert settings.pool_floor == 1 and settings.warm_memory_mb is None
     assert settings.pool_spares == 1
     assert settings.maxima == DEFAULT_MAXIMA
     assert settings.grace_seconds == 30.0
@@ -137,7 +140,12 @@ def test_settings_are_frozen() -> None:
         ("HTTP_ADDR", "localhost:65536", "port must be a number"),
         ("HTTP_ADDR", "localhost:\u0668\u0667\u0660\u0660", "port must be a number"),
         ("HTTP_ADDR", "local host:80", "host:port"),
-        ("POOL_SIZES", "", "at least one language"),
+        ("LANGUAGES", " , ", "at least one language"),
+        ("LANGUAGES", "python,python", "twice"),
+        ("LANGUAGES", "Python", "not a language name"),
+        ("SLOTS", "0", "greater than or equal to 1"),
+        ("POOL_FLOOR", "-1", "greater than or equal to 0"),
+        ("WARM_MEMORY_MB", "0", "greater than or equal to 1"),
         ("POOL_SIZES", "python", "not language=size"),
         ("POOL_SIZES", "python=two", "python: must be a whole number"),
         ("POOL_SIZES", "python=-1", "at least 0"),
@@ -185,6 +193,20 @@ def test_several_bad_values_are_all_named_on_one_line() -> None:
     """Every bad variable is reported at once, so one restart fixes them all."""
     message = config_error({"SANDBOXD_MAX_PIDS": "0", "SANDBOXD_SQS": "gcp"})
     assert "SANDBOXD_MAX_PIDS: " in message and "SANDBOXD_SQS: " in message
+
+
+def test_served_languages() -> None:
+    """SANDBOXD_LANGUAGES says what is served; SANDBOXD_POOL_SIZES alone does too (and
+    fixes those sizes); a language fixed at 0 is not served."""
+    assert load_settings({"SANDBOXD_LANGUAGES": "python, ruby"}).served_languages == [
+        "python",
+        "ruby",
+    ]
+    sized = load_settings({"SANDBOXD_POOL_SIZES": "ruby=2,python=0"})
+    assert sized.served_languages == ["ruby"]
+    both = load_settings({"SANDBOXD_LANGUAGES": "python", "SANDBOXD_POOL_SIZES": "java=1"})
+    assert both.served_languages == ["python", "java"]
+    assert load_settings({"SANDBOXD_SLOTS": "6"}).host_slots == 6
 
 
 def test_pool_sizes_forms() -> None:

@@ -200,3 +200,16 @@ def test_render_negotiates_the_format() -> None:
     body, content_type = m.render("application/openmetrics-text; version=1.0.0")
     assert content_type.startswith("application/openmetrics-text")
     assert body.endswith(b"# EOF\n")
+
+
+def test_capacity_gauges_come_from_the_pool_stats() -> None:
+    """Slots, target and demand per language and the host's slots, read at scrape time."""
+    stats = [PoolStats("python", 3, 1, 2, 0, target=3, slots=2, demand=1.5, fixed=False)]
+    m = Metrics(["python"])
+    m.watch_pool(lambda: stats, host_slots=lambda: 4)
+    assert value(m, "sandboxd_pool_slots", language="python") == 2
+    assert value(m, "sandboxd_pool_target_size", language="python") == 3
+    assert value(m, "sandboxd_pool_demand", language="python") == 1.5
+    assert value(m, "sandboxd_host_slots") == 4
+    stats[0] = PoolStats("python", 1, 1, 0, 0, target=1, slots=1, demand=0.0, fixed=False)
+    assert value(m, "sandboxd_pool_demand", language="python") == 0.0

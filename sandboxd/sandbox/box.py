@@ -99,6 +99,7 @@ class Sandbox:
         self.baseline: set[int] = set()  # our processes, host pids: init, supervisor, runner
         self.runner_pid = 0  # a warm runner's pid inside the sandbox, 0 if none
         self.created = time.monotonic()
+        self.acquired = self.created  # when the pool last handed it to a job
         self.jobs_run = 0
         self.warm_jobs = 0  # of which a warm runner served
         self.retire_reason: Retirement | None = None
