@@ -171,17 +171,21 @@ class _LanguagePool:
 
     async def acquire(self) -> Sandbox:
         self.owner.arrived(self.spec.pool)
-        async with self.changed:
-            while True:
-                if self.owner.closing:
-                    raise SandboxError("the pool is shutting down")
-                if self.idle:
-                    box = self.idle.popleft()
-                    self.busy += 1
-                    box.acquired = time.monotonic()
-                    return box
-                self.refill()
-                await self.changed.wait()
+        try:
+            async with self.changed:
+                while True:
+                    if self.owner.closing:
+                        raise SandboxError("the pool is shutting down")
+                    if self.idle:
+                        box = self.idle.popleft()
+                        self.busy += 1
+                        box.acquired = time.monotonic()
+                        return box
+                    self.refill()
+                    await self.changed.wait()
+        except BaseException:  # cancelled while waiting, or closing: it holds nothing
+            self.owner.gave_up(self.spec.pool)
+            raise
 
     async def release(self, box: Sandbox) -> None:
         """Reset and return the sandbox, or retire it; runs in the background."""
@@ -298,6 +302,11 @@ class Pool:
         d = self.demand[name]
         d.held = max(0, d.held - 1)
         d.observed_hold(seconds)
+        self.replan()
+
+    def gave_up(self, name: str) -> None:
+        d = self.demand[name]
+        d.held = max(0, d.held - 1)
         self.replan()
 
     def measured_warm(self, name: str, usage: int) -> None:

@@ -170,3 +170,29 @@ async def test_a_busy_language_takes_the_slots_a_cold_one_gives_back(
         assert pool.capacity == 2 and pool.host_slots == 2
     finally:
         await pool.close()
+
+
+@pytest.mark.docker
+async def test_a_job_cancelled_while_waiting_holds_no_demand(
+    docker: aiodocker.Docker, python_spec: SandboxSpec
+) -> None:
+    """A job waiting for a sandbox and cancelled (its message lost, the daemon stopping)
+    must not count as held for ever, or the language would never turn cold."""
+    pool = Pool(
+        docker, {"python": python_spec}, PoolConfig(size=0, spares=0, slots=1, floor=1),
+        host_id=TEST_HOST_ID,
+    )  # fmt: skip
+    try:
+        await pool.start()
+        assert await pool.wait_warm(120), pool.last_error("python")
+        async with pool.sandbox("python"):
+            waiter = asyncio.create_task(pool.sandbox("python").__aenter__())
+            await asyncio.sleep(0.2)
+            assert pool.demand["python"].held == 2
+            waiter.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiter
+            assert pool.demand["python"].held == 1
+        await _until(lambda: pool.demand["python"].held == 0)
+    finally:
+        await pool.close()
