@@ -1,6 +1,7 @@
 """The `sandboxd` command line.
 
-Exit codes: 0 all passed, 1 some job did not pass, 2 usage error, 3 internal error.
+Exit codes: 0 all passed, 1 some job did not pass, 2 usage error, 3 internal error,
+130 interrupted (Ctrl-C).
 Every error is one clear line on stderr.
 """
 
@@ -10,13 +11,16 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import sys
 import time
+import unicodedata
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Generic, Literal, TextIO, TypeVar
 
+from sandboxd.capacity import default_slots
 from sandboxd.terminal import StreamEscaper, escape, escape_line
 
 if TYPE_CHECKING:
@@ -26,6 +30,9 @@ EXIT_OK = 0
 EXIT_NOT_PASSED = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
+
+log = logging.getLogger(__name__)
 
 
 class UsageError(Exception):
@@ -210,26 +217,318 @@ class _LiveOutput:
             self._target(kind).flush()
 
 
+def _passed_tests(result: Any) -> int:
+    return sum(1 for t in result.tests if t.status.value == "pass")
+
+
 def _print_summary(results: list[tuple[Path, Any]], raw: bool) -> None:
     """The table after several DIRs: one line each, then how many passed."""
     show = shown(raw)
     print()
     print(f"{'VERDICT':<14} {'TESTS':>7} {'RUN ms':>7}  EXERCISE")
     for directory, result in results:
-        passed = sum(1 for t in result.tests if t.status.value == "pass")
         print(
-            f"{result.status.value:<14} {passed:>3}/{len(result.tests):<3} "
+            f"{result.status.value:<14} {_passed_tests(result):>3}/{len(result.tests):<3} "
             f"{result.timing.run_ms:>7}  {show(str(directory))}"
         )
     n_ok = sum(1 for _, r in results if r.status.value == "passed")
     print(f"{n_ok} of {len(results)} passed")
 
 
+# -- several DIRs at once -----------------------------------------------------------------
+
+_J = TypeVar("_J")
+_R = TypeVar("_R")
+
+
+async def _run_parallel(
+    jobs: Sequence[_J],
+    limit: int,
+    run: Callable[[_J, int], Awaitable[_R]],
+    failed: Callable[[_J, Exception], _R],
+    on_start: Callable[[int], None] | None = None,
+    on_done: Callable[[int, _R], None] | None = None,
+) -> list[_R]:
+    """Run every job with at most `limit` in flight; the results in the order given.
+
+    `run(job, queued_ms)` is told how long the job waited for a slot. A job that raises
+    becomes `failed(job, exc)` and the others go on. Cancelled (Ctrl-C), every job in
+    flight is cancelled and waited for before the cancellation goes on.
+    """
+    slots = asyncio.Semaphore(limit)
+    t0 = time.monotonic()
+
+    async def one(index: int, job: _J) -> _R:
+        async with slots:
+            queued_ms = int((time.monotonic() - t0) * 1000)
+            if on_start is not None:
+                on_start(index)
+            try:
+                result = await run(job, queued_ms)
+            except Exception as exc:  # one job's failure is its own result, not the batch's
+                result = failed(job, exc)
+            if on_done is not None:
+                on_done(index, result)
+            return result
+
+    tasks = [asyncio.create_task(one(i, job)) for i, job in enumerate(jobs)]
+    if not tasks:
+        return []
+    try:
+        await asyncio.wait(tasks)  # unlike gather, cancelled it leaves the cancelling to us
+    finally:
+        for task in tasks:
+            task.cancel()  # once: a job's cleanup is not cut short by a second one
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return [task.result() for task in tasks]
+
+
+class _InOrder(Generic[_R]):
+    """Passes results on in the order given, each as soon as those before it are done."""
+
+    def __init__(self, emit: Callable[[_R], None]) -> None:
+        self.emit = emit
+        self.ready: dict[int, _R] = {}
+        self.next = 0
+
+    def done(self, index: int, result: _R) -> None:
+        self.ready[index] = result
+        while self.next in self.ready:
+            self.emit(self.ready.pop(self.next))
+            self.next += 1
+
+
+def _outcome(result: Any) -> Literal["passed", "failed", "errors"]:
+    """The progress count a result adds to: `errors` are ours or the input's
+    (internal_error, rejected); `failed` is any other verdict but passed."""
+    status = result.status.value
+    if status == "passed":
+        return "passed"
+    return "errors" if status in ("internal_error", "rejected") else "failed"
+
+
+def finished_line(done: int, total: int, name: str, result: Any) -> str:
+    """A finished job, one plain line: `[7/20] path/to/dir: failed (3/5 tests, 212 ms)`,
+    the run time in ms as in the summary table. `name` is already made safe."""
+    tests = f"{_passed_tests(result)}/{len(result.tests)} tests, " if result.tests else ""
+    return f"[{done}/{total}] {name}: {result.status.value} ({tests}{result.timing.run_ms} ms)"
+
+
+def _cells(text: str) -> int:
+    """Terminal columns `text` takes: wide (CJK) characters two, combining ones none."""
+    return sum(_cell(ch) for ch in text)
+
+
+def _cell(ch: str) -> int:
+    if unicodedata.combining(ch):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def _keep_tail(text: str, cells: int) -> str:
+    """`text` in at most `cells` columns, its start cut (the end of a path tells most)."""
+    if _cells(text) <= cells:
+        return text
+    kept: list[str] = []
+    used = 1  # the ellipsis
+    for ch in reversed(text):
+        used += _cell(ch)
+        if used > cells:
+            break
+        kept.append(ch)
+    return "…" + "".join(reversed(kept)) if cells > 0 else ""
+
+
+def _keep_head(text: str, cells: int) -> str:
+    kept: list[str] = []
+    used = 0
+    for ch in text:
+        used += _cell(ch)
+        if used > cells:
+            break
+        kept.append(ch)
+    return "".join(kept)
+
+
+def _columns() -> int:
+    return shutil.get_terminal_size().columns
+
+
+class Progress:
+    """Where several DIRs stand while they run, on `out`.
+
+    On a TTY one line, rewritten in place (carriage return, clear to the end of the line)
+    as jobs start and finish, kept within the terminal's width and cleared at the end.
+    Anywhere else (a pipe, a CI log) one plain line per finished job, nothing rewritten.
+    `names` are the DIRs as shown, already made safe for the terminal.
+    """
+
+    def __init__(
+        self, names: list[str], out: TextIO, tty: bool, columns: Callable[[], int] = _columns
+    ) -> None:
+        self.names = names
+        self.out = out
+        self.tty = tty
+        self.columns = columns
+        self.running = 0
+        self.done = 0
+        self.counts = {"passed": 0, "failed": 0, "errors": 0}
+        self.last: str | None = None
+        self.drawn = False  # a TTY line is on the screen
+
+    def started(self, index: int) -> None:
+        self.running += 1
+        if self.tty:
+            self._draw()
+
+    def finished(self, index: int, result: Any) -> None:
+        self.running -= 1
+        self.done += 1
+        self.counts[_outcome(result)] += 1
+        self.last = f"{self.names[index]} {result.status.value}"
+        if self.tty:
+            self._draw()
+        else:
+            total = len(self.names)
+            print(finished_line(self.done, total, self.names[index], result), file=self.out)
+            self.out.flush()
+
+    def line(self, width: int) -> str:
+        """The TTY line, in at most `width` columns."""
+        total = len(self.names)
+        c = self.counts
+        head = (
+            f"[{self.done:>{len(str(total))}}/{total}] {self.running} running · "
+            f"{c['passed']} passed · {c['failed']} failed · {c['errors']} errors"
+        )
+        sep = "  — last: "
+        room = width - _cells(head) - _cells(sep)
+        if self.last is None or room < 12:
+            return _keep_head(head, width)
+        return head + sep + _keep_tail(self.last, room)
+
+    def _draw(self) -> None:
+        # One column short of the width: a line that fills it wraps on some terminals,
+        # and the carriage return would then rewrite only the line's second half.
+        self.out.write("\r" + self.line(self.columns() - 1) + "\x1b[K")
+        self.out.flush()
+        self.drawn = True
+
+    def clear(self) -> None:
+        if self.drawn:
+            self.out.write("\r\x1b[K")
+            self.out.flush()
+            self.drawn = False
+
+
+class Interrupted(Exception):
+    """Ctrl-C: what was running was cancelled and cleaned up; exit 130."""
+
+
+def _job_raised(job: Any, exc: Exception, ctx: Any) -> Any:
+    """The result of a job whose run raised (a bug of ours): internal_error."""
+    from sandboxd.models import Result, Verdict
+
+    log.info("job %s raised", job.id, exc_info=exc)
+    return Result(
+        id=job.id,
+        attempt=ctx.attempt,
+        status=Verdict.INTERNAL_ERROR,
+        message=f"sandboxd failed running this job: {type(exc).__name__}: {exc}",
+        host=ctx.host,
+        metadata=job.metadata,
+    )
+
+
+async def _run_in_pool(
+    pool: Any, args: argparse.Namespace, jobs: list[tuple[Path, Any]], limit: int
+) -> list[tuple[Path, Any]]:
+    """Run the jobs, at most `limit` at once, and print what `sandboxd run` prints."""
+    from sandboxd.jobs import RunContext, execute
+
+    ctx = RunContext()
+    single = len(jobs) == 1
+    human = not args.json
+    tty = sys.stdout.isatty()
+    color = tty and human
+    line_of = (lambda text: text) if args.raw else escape_line  # a name on a one-line report
+    rewrite = tty and os.environ.get("TERM") != "dumb"  # one that cannot clear a line
+    progress = (
+        Progress([line_of(str(d)) for d, _ in jobs], sys.stdout, rewrite)
+        if human and not single
+        else None
+    )
+    live = _LiveOutput(args.raw) if single and human else None
+    in_order = _InOrder[Any](lambda result: print(result.to_json(), flush=True))
+    finished = 0
+
+    async def run(job: Any, queued_ms: int) -> Any:
+        return await execute(pool, job, ctx, live, queued_ms)
+
+    def on_done(index: int, result: Any) -> None:
+        nonlocal finished
+        finished += 1
+        if progress is not None:
+            progress.finished(index, result)
+        if args.json:
+            in_order.done(index, result)
+
+    try:
+        results = await _run_parallel(
+            [job for _, job in jobs],
+            limit,
+            run,
+            lambda job, exc: _job_raised(job, exc, ctx),
+            on_start=progress.started if progress is not None else None,
+            on_done=on_done,
+        )
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()  # the cancellation ends here, as an error of its own
+        what = (
+            ": the job was" if single else f" after {finished} of {len(jobs)} jobs: the rest were"
+        )
+        raise Interrupted(f"interrupted{what} cancelled, no sandbox left behind") from None
+    finally:
+        if progress is not None:
+            progress.clear()
+    if live is not None:
+        live.close()
+        if results[0].stdout and not results[0].stdout.endswith("\n"):
+            print()
+    done = [(directory, result) for (directory, _), result in zip(jobs, results, strict=True)]
+    if human:
+        if progress is not None and not rewrite:
+            print()  # after the lines of the finished jobs
+        for directory, result in done:
+            if not single:
+                print(f"=== {shown(args.raw)(str(directory))}")
+            print(render_result(result, color, args.raw), flush=True)
+        if not single:
+            _print_summary(done, args.raw)
+    return done
+
+
+async def _close(pool: Any) -> None:
+    """Close the pool even if Ctrl-C cancels us meanwhile (a sandbox must not outlive
+    us), then let the cancellation go on."""
+    closing = asyncio.ensure_future(pool.close())
+    cancelled = False
+    while not closing.done():
+        try:
+            await asyncio.shield(closing)
+        except asyncio.CancelledError:
+            cancelled = True
+    closing.result()
+    if cancelled:
+        raise asyncio.CancelledError
+
+
 async def _run_jobs(args: argparse.Namespace, jobs: list[tuple[Path, Any]]) -> int:
     import aiodocker
 
     from sandboxd.catalog import UnknownLanguage, load_spec
-    from sandboxd.jobs import RunContext, execute
     from sandboxd.pool import Pool, PoolConfig
 
     try:
@@ -248,7 +547,8 @@ async def _run_jobs(args: argparse.Namespace, jobs: list[tuple[Path, Any]]) -> i
                 specs[lang] = await load_spec(docker, lang)
             except UnknownLanguage as exc:
                 raise UsageError(str(exc)) from None
-        size = max(1, min(args.pool_size, len(jobs)))
+        limit = args.jobs
+        size = min(limit, len(jobs))
         # A spare when jobs outnumber the slots: a sandbox retired after one job (a limit,
         # a hostile leftover) is replaced while the next job runs in the spare.
         spares = 1 if len(jobs) > size else 0
@@ -256,30 +556,11 @@ async def _run_jobs(args: argparse.Namespace, jobs: list[tuple[Path, Any]]) -> i
             docker, specs, PoolConfig(size=size, spares=spares),
             host_id=f"cli-{os.uname().nodename}",
         )  # fmt: skip
-        await pool.start()
-        ctx = RunContext()
-        single = len(jobs) == 1
-        color = sys.stdout.isatty() and not args.json
-        results = []
         try:
-            for i, (directory, job) in enumerate(jobs, 1):
-                if not single and not args.json:
-                    print(f"[{i}/{len(jobs)}] {shown(args.raw)(str(directory))} ...", flush=True)
-                live = _LiveOutput(args.raw) if single and not args.json else None
-                result = await execute(pool, job, ctx, live)
-                results.append((directory, result))
-                if args.json:
-                    print(result.to_json(), flush=True)
-                else:
-                    if live is not None:
-                        live.close()
-                        if result.stdout and not result.stdout.endswith("\n"):
-                            print()
-                    print(render_result(result, color, args.raw), flush=True)
+            await pool.start()
+            results = await _run_in_pool(pool, args, jobs, limit)
         finally:
-            await pool.close()
-        if not single and not args.json:
-            _print_summary(results, args.raw)
+            await _close(pool)
         if any(r.status.value == "internal_error" for _, r in results):
             return EXIT_INTERNAL
         return EXIT_OK if all(r.status.value == "passed" for _, r in results) else EXIT_NOT_PASSED
@@ -313,6 +594,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--stdin and --expected-output need --command")
     stdin = _read_text(args.stdin, "stdin")
     expected = _read_text(args.expected_output, "expected output")
+    if args.jobs is None:
+        args.jobs = default_slots()
     jobs = [
         (Path(d), job_from_dir(Path(d), args.language, args.command, stdin, expected, limits))
         for d in args.dirs
@@ -413,6 +696,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run each DIR (solution + tests) in a sandbox, as the fleet would.",
     )
     p.add_argument("dirs", nargs="+", metavar="DIR", help="exercise directory")
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        metavar="N",
+        help="run up to N DIRs at once (default: one per CPU this process may use, "
+        f"{default_slots()} here)",
+    )
+    # The old name: the pool it sized ran one DIR at a time; now its slots run at once.
+    p.add_argument(
+        "--pool-size",
+        type=_positive_int,
+        dest="jobs",
+        metavar="N",
+        help="deprecated: the old name of -j N",
+    )
     p.add_argument("--language", default="python", help="language image (default: python)")
     p.add_argument("--json", action="store_true", help="print only result documents (JSON)")
     p.add_argument("--raw", action="store_true", help=_RAW_HELP)
@@ -427,13 +726,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pids", type=_positive_int, metavar="N")
     p.add_argument("--output-bytes", type=_positive_int, metavar="B")
     p.add_argument("--disk-mb", type=_positive_int, metavar="M")
-    p.add_argument(
-        "--pool-size",
-        type=_positive_int,
-        default=2,
-        metavar="N",
-        help="warm sandboxes to keep when running several DIRs (default: 2)",
-    )
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("images", help="build or list the sandbox images")
@@ -495,7 +787,10 @@ def main(argv: list[str] | None = None) -> int:
     except InternalError as exc:
         _err(str(exc))
         return EXIT_INTERNAL
+    except Interrupted as exc:
+        _err(str(exc))
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         _err("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
     return code
