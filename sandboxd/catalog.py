@@ -48,10 +48,8 @@ def image_for(language: str) -> str:
 
 
 def _runner_mode(config: dict[str, Any]) -> RunnerMode:
-    """`runner_mode` of a language's config; images built before it say `standby: true`."""
-    if "runner_mode" in config:
-        return RunnerMode(config["runner_mode"])
-    return RunnerMode.STANDBY if config.get("standby") else RunnerMode.COLD
+    """`runner_mode` of a language's config: `cold` when it says none."""
+    return RunnerMode(config.get("runner_mode", RunnerMode.COLD.value))
 
 
 def spec_from_labels(

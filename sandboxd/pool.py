@@ -26,11 +26,18 @@ from typing import Any
 
 import aiodocker
 
-from sandboxd.capacity import Demand, HostCapacity, Target, default_warm_memory_bytes, plan
+from sandboxd.capacity import (
+    DEFAULT_WARM_BYTES,
+    Demand,
+    HostCapacity,
+    Target,
+    default_warm_memory_bytes,
+    plan,
+)
 from sandboxd.cgroup import Cgroup, CgroupError
 from sandboxd.limits import Limits
 from sandboxd.reasons import Retirement, RetireReason
-from sandboxd.sandbox import Sandbox, SandboxError, SandboxSpec
+from sandboxd.sandbox import RunnerMode, Sandbox, SandboxError, SandboxSpec
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +50,9 @@ LEFTOVER_DELETE_S = 30.0
 # How often demand is looked at again without any job arriving or ending (a language
 # whose jobs stopped turns cold and gives its sandboxes back).
 REPLAN_S = 5.0
+# A job's memory limit must leave at least this beside what a warm sandbox holds, or the
+# job gets a cold sandbox of its own (see Pool.sandbox).
+WARM_HEADROOM_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -394,13 +404,22 @@ class Pool:
         """A sandbox of pool `name` for one job; reset or retired in the background after.
 
         A job whose disk limit differs from the pool's gets a sandbox of its own (tmpfs
-        sizes are fixed at creation); memory and pids limits are applied in place.
+        sizes are fixed at creation), as does one whose memory limit leaves too little
+        beside what a warm sandbox already holds (its warm runner, charged to the same
+        cgroup): that one gets a cold sandbox, where the job's limit is all its own, as
+        on a bare host. Other memory and pids limits are applied in place.
         """
         pool = self._pools.get(name)
         if pool is None:
             raise KeyError(name)
-        if limits is not None and limits.disk_mb != pool.spec.limits.disk_mb:
-            spec = replace(pool.spec, limits=replace(pool.spec.limits, disk_mb=limits.disk_mb))
+        spec = pool.spec
+        if limits is not None and limits.disk_mb != spec.limits.disk_mb:
+            spec = replace(spec, limits=replace(spec.limits, disk_mb=limits.disk_mb))
+        if limits is not None and spec.runner_mode is not RunnerMode.COLD:
+            warm = self._warm_bytes.get(name, DEFAULT_WARM_BYTES)
+            if limits.memory_bytes < warm + WARM_HEADROOM_BYTES:
+                spec = replace(spec, runner_mode=RunnerMode.COLD)
+        if spec is not pool.spec:
             box = await Sandbox.create(self.docker, spec, self.labels(spec))
             try:
                 yield box

@@ -1,8 +1,9 @@
 """Choosing a verdict from evidence. Pure, no I/O.
 
-Every decision comes from something measured: the exit code and signal Docker
-reports, the cgroup's own counters, the bytes of output we read, and the runner's
-results file. Exit status 137 alone proves nothing (our own kill also gives 137).
+Every decision comes from something measured: the exit code and signal the sandbox's
+supervisor reports (from its own wait status), the cgroup's own counters, the bytes of
+output we read, whether the runner finished, and its results. Exit status 137 alone
+proves nothing (our own kill also gives 137).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from sandboxd.limits import Limits, describe_bytes, describe_seconds
 from sandboxd.models import Verdict
 from sandboxd.results import RunnerReport
 
-# Exit statuses of a `docker exec` whose program could not be executed (126: not
-# executable, 127: not found). The runner itself exits 0, 1 or by a signal.
+# Exit statuses of a program the supervisor could not execute (126: not executable,
+# 127: not found). The runner itself exits 0, 1 or by a signal.
 RUNNER_NOT_STARTED = (126, 127)
 
 PRIORITY: tuple[Verdict, ...] = (

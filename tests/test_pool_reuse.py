@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import aiodocker
@@ -12,8 +13,8 @@ import pytest
 
 from sandboxd.jobs import RunContext, execute
 from sandboxd.models import Verdict
-from sandboxd.pool import LABEL_HOST, LABEL_MANAGED, LABEL_PID, remove_leftovers
-from sandboxd.sandbox import Sandbox, SandboxError, SandboxSpec
+from sandboxd.pool import LABEL_HOST, LABEL_MANAGED, LABEL_PID, Pool, PoolConfig, remove_leftovers
+from sandboxd.sandbox import RunnerMode, Sandbox, SandboxError, SandboxSpec
 from tests.conftest import TEST_HOST_ID, make_job
 
 pytestmark = pytest.mark.docker
@@ -141,6 +142,7 @@ async def test_leftovers_of_a_dead_process_are_removed(
 
 SPOIL_TMPFS_ROOTS = r"""
 import os
+from dataclasses import replace
 os.chdir("/tmp")
 for _ in range(100):  # a tree worth cleaning (a far deeper one retires the sandbox)
     os.mkdir("d")
@@ -240,3 +242,28 @@ async def test_a_fork_runner_that_dies_during_a_job_is_our_failure(make_pool: ob
         with pytest.raises(SandboxError, match="fork runner ended"):
             await running
         assert box.retire_reason is not None
+
+
+async def test_a_standby_sandbox_is_rewarmed_not_retired(
+    docker: aiodocker.Docker, python_spec: SandboxSpec
+) -> None:
+    """runner_mode standby: the runner serves one job and ends; the reset must not take
+    its end for a death of ours, and starts the next standby: one sandbox, two jobs."""
+    spec = replace(python_spec, runner_mode=RunnerMode.STANDBY)
+    started: list[float] = []
+    pool = Pool(
+        docker, {"python": spec}, PoolConfig(size=1), host_id=TEST_HOST_ID,
+        on_start=lambda _, s: started.append(s),
+    )  # fmt: skip
+    try:
+        await pool.start()
+        assert await pool.wait_warm(120), pool.last_error("python")
+        tests = {"t_test.py": "def test_t():\n    assert True\n"}
+        for _ in range(2):
+            result = await execute(pool, make_job(tests), RunContext())
+            assert result.status is Verdict.PASSED, result
+        async with pool.sandbox("python") as box:
+            assert box.jobs_run == 2, "the same sandbox served both jobs"
+        assert len(started) == 1
+    finally:
+        await pool.close()

@@ -286,3 +286,20 @@ async def test_a_test_that_kills_its_own_process_is_a_runtime_error(make_pool: o
     assert result.status is Verdict.RUNTIME_ERROR, result
     assert "SIGKILL" in result.message, result.message
     await next_job_is_fine(pool)
+
+
+async def test_job_processes_are_the_oom_killers_first_choice(make_pool: object) -> None:
+    """oom_score_adj 1000 for the job's processes (command mode and inside a test), so a
+    memory verdict never costs the supervisor or the runner parent first."""
+    pool = await make_pool(size=1)  # type: ignore[operator]
+    read = "print(open('/proc/self/oom_score_adj').read().strip())\n"
+    result = await execute(pool, make_job({"m.py": read}, command="python3 m.py"), CTX)
+    assert result.status is Verdict.PASSED and result.stdout == "1000\n", result
+    tests = {
+        "oom_test.py": (
+            "def test_oom():\n"
+            "    assert open('/proc/self/oom_score_adj').read().strip() == '1000'\n"
+        )
+    }
+    result = await execute(pool, make_job(tests), CTX)
+    assert result.status is Verdict.PASSED, result

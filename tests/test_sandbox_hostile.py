@@ -243,3 +243,36 @@ async def test_tests_mode_passing_solution_passes(pool: Pool) -> None:
     result = await run_tests(pool, "def answer():\n    return 42\n")
     assert result.status is Verdict.PASSED, result
     assert [t.name for t in result.tests] == ["answer"]
+
+
+async def test_a_tiny_memory_limit_gets_a_cold_sandbox_not_our_fault(pool: Pool) -> None:
+    """16 MB (the contract's least) is below what a warm sandbox already holds (its
+    fork runner): the job gets a cold sandbox of its own, where its limit is its own,
+    instead of a limit the kernel refuses (internal_error, retried)."""
+    result = await run_cmd(pool, "print('fits')\n", limits={"memory_mb": 16})
+    assert result.status is Verdict.PASSED and result.stdout == "fits\n", result
+    tests = {"t_test.py": "def test_t():\n    assert True\n"}
+    result = await execute(pool, make_job(tests, limits={"memory_mb": 16}), CTX)
+    assert result.status is Verdict.MEMORY_LIMIT, result
+    await assert_next_job_fine(pool)
+
+
+async def test_a_test_leaving_a_process_that_holds_the_events_pipe(pool: Pool) -> None:
+    """A test forks a child that outlives pytest and keeps every inherited descriptor:
+    the runner reads what the pipe holds when pytest ends and does not wait (nor spin)
+    for the child; the verdict is the tests'."""
+    tests = {
+        "linger_test.py": (
+            "import os, time\n\n"
+            "def test_linger():\n"
+            "    if os.fork() == 0:\n"
+            "        time.sleep(30)\n"
+            "        os._exit(0)\n\n"
+            "def test_after():\n    assert True\n"
+        )
+    }
+    result = await execute(pool, make_job(tests, limits={"wall_seconds": 8}), CTX)
+    assert result.status is Verdict.PASSED, result
+    assert [t.status.value for t in result.tests] == ["pass", "pass"]
+    assert result.resources.cpu_ms is not None and result.resources.cpu_ms < 4000, result
+    await assert_next_job_fine(pool)

@@ -154,6 +154,10 @@ class Sandbox:
         ready (its test framework imported), then take the sandbox's own processes as
         they are now: the ones a reset keeps. A cold language has none to start."""
         mode = self.spec.runner_mode
+        if not self.baseline and mode is not RunnerMode.FORK:
+            # A standby runner serves one job and ends with it: not ours for good. Taken
+            # before it starts (the cgroup lists host pids; the supervisor, its own).
+            await self._take_baseline(expected=2)
         if mode is not RunnerMode.COLD:
             fork = mode is RunnerMode.FORK
             request = sup.encode_request(
@@ -175,17 +179,19 @@ class Sandbox:
                 raise SandboxError(f"the {mode.value} runner did not start: {why}")
             self.runner_pid = sup.field_int(fields, "pid")
         if not self.baseline:
-            self.baseline = await self._own_processes()
-            # Our own sockets (the supervisor's channels) are there for good; a reset
-            # finds exactly these or retires the sandbox.
-            try:
-                self._own_sockets = namespaces.socket_counts(self._proc_fd)
-            except OSError as exc:
-                raise SandboxError(f"cannot list the sandbox's sockets: {exc}") from None
+            await self._take_baseline(expected=3)
 
-    async def _own_processes(self) -> set[int]:
-        """docker-init, the supervisor and a fork runner: what is ours in the cgroup."""
-        expected = 3 if self.spec.runner_mode is RunnerMode.FORK else 2
+    async def _take_baseline(self, expected: int) -> None:
+        """The processes and sockets a reset keeps: docker-init, the supervisor, a fork
+        runner, and the supervisor's channels; a reset finds exactly these or retires."""
+        self.baseline = await self._own_processes(expected)
+        try:
+            self._own_sockets = namespaces.socket_counts(self._proc_fd)
+        except OSError as exc:
+            raise SandboxError(f"cannot list the sandbox's sockets: {exc}") from None
+
+    async def _own_processes(self, expected: int) -> set[int]:
+        """The `expected` processes of ours in the cgroup, once they are all there."""
         try:
             for _ in range(400):
                 procs = self.cgroup.procs()

@@ -230,18 +230,25 @@ static void drop_to_own_uid(void) {
 /* In a child, before it runs anything of the job's: the job user, no capability at all.
  * Returns 0, or -1 with errno set. */
 static int become_job_user(void) {
+    /* The job's processes are the OOM killer's first choice, not ours. Written while we
+     * are still our own uid and, for that moment, dumpable: a non-dumpable process's
+     * /proc/self belongs to root, and the write would fail. Only our uid could reach us
+     * in that window; the uid switch below makes us non-dumpable again until execve. */
+    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+        return -1;
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "1000", 4) != 4) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
     if (setgroups(0, NULL) < 0 || setresgid(job_gid, job_gid, job_gid) < 0 ||
         setresuid(job_uid, job_uid, job_uid) < 0)
         return -1;
     /* From one non-zero uid to another the kernel keeps capabilities: drop them. */
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 || set_caps(0) < 0)
         return -1;
-    /* The job's processes are the OOM killer's first choice, not ours. */
-    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)!write(fd, "1000", 4);
-        close(fd);
-    }
     return 0;
 }
 
@@ -328,7 +335,7 @@ static struct {
     struct buf report; /* a warm runner's report (results), passed on as it is */
     int finished;      /* a warm runner said it finished the job */
     char runner_error[256]; /* a fork runner (ours, not the job's) says it failed */
-} job;
+} job = {.out = {{.fd = -1}, {.fd = -1}}, .stdin_fd = -1};
 
 static void job_reset(void) {
     for (int i = 0; i < 2; i++) {
@@ -526,10 +533,12 @@ static void start_runner(struct request *req) {
     }
     if (pid == 0) {
         restore_signals();
-        int null = open("/dev/null", O_RDONLY);
+        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (null < 0 || dup2(null, 0) < 0 || dup2(log_out[1], 1) < 0 || dup2(log_err[1], 2) < 0 ||
             dup2(pair[1], 3) < 0)
             _exit(71);
+        if (null > 3)
+            close(null);
         if (runner.standby) {
             /* A standby runner runs the job's code in its own process: the job user's. */
             if (become_job_user() < 0)
