@@ -255,25 +255,27 @@ def moto_server(tmp: Path) -> Iterator[EmbeddedSQS]:
         server.stop()
 
 
-class ProfiledDaemon(DaemonProcess):
-    """`sandboxd serve` as DaemonProcess starts it; with `profile` set, under cProfile
-    (bench/profiled_serve.py), its statistics written there when it stops."""
+class InstrumentedDaemon(DaemonProcess):
+    """`sandboxd serve` as DaemonProcess starts it, through bench/profiled_serve.py: its
+    SQS calls are counted by operation (`sqs_calls()`); with `profile` set it runs under
+    cProfile, its statistics written there when it stops."""
 
     def __init__(self, env: dict[str, str], log_path: Path, profile: Path | None = None):
         super().__init__(env, log_path)
         self.profile = profile
+        self.calls_path = log_path.with_suffix(".calls.json")
 
-    def start(self) -> ProfiledDaemon:
-        if self.profile is None:
-            super().start()
-            return self
+    def start(self) -> InstrumentedDaemon:
         import weakref
 
         from daemon_process import _end
 
+        argv = [sys.executable, str(REPO / "bench" / "profiled_serve.py"), str(self.calls_path)]
+        if self.profile is not None:
+            argv.append(str(self.profile))
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, str(REPO / "bench" / "profiled_serve.py"), str(self.profile)],
+                argv,
                 env=self.env,
                 cwd=REPO,
                 stdin=subprocess.DEVNULL,
@@ -283,12 +285,25 @@ class ProfiledDaemon(DaemonProcess):
         self._finalizer = weakref.finalize(self, _end, self.proc)
         return self
 
+    def sqs_calls(self) -> dict[str, int]:
+        """The SQS calls the daemon made so far, by operation."""
+        with contextlib.suppress(FileNotFoundError):
+            self.calls_path.unlink()
+        self.signal(signal.SIGUSR1)
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                got: dict[str, int] = json.loads(self.calls_path.read_text())
+                return got
+            time.sleep(0.01)
+        raise RuntimeError("the daemon did not write its SQS call counts")
+
 
 @dataclass
 class Served:
     """A running `sandboxd serve` child on its own queues."""
 
-    daemon: DaemonProcess
+    daemon: InstrumentedDaemon
     queues: dict[str, str]
     host_id: str
 
@@ -314,7 +329,7 @@ def serve(
         **extra,
     }
     env = daemon_env(endpoint, suffix, tmp / f"state-{suffix}", **settings)
-    daemon = ProfiledDaemon(env, tmp / f"daemon-{suffix}.log", profile).start()
+    daemon = InstrumentedDaemon(env, tmp / f"daemon-{suffix}.log", profile).start()
     try:
         daemon.wait_ready()
         yield Served(daemon, queues, env["SANDBOXD_HOST_ID"])
@@ -355,18 +370,22 @@ def receive_results(client: Any, queue: str, wait: int = 1) -> list[tuple[dict[s
 # -- CPU and memory accounting --------------------------------------------------------------
 
 
-def _stat_fields(pid: int) -> list[str] | None:
+def _stat_fields(pid: int, of_process: int | None = None) -> list[str] | None:
+    where = f"/proc/{pid}/stat" if of_process is None else f"/proc/{of_process}/task/{pid}/stat"
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        text = Path(where).read_text()
     except OSError:
         return None
     # comm may hold spaces and parentheses: split after the last ')'.
     return text.rsplit(")", 1)[1].split()
 
 
-def proc_cpu_s(pid: int, children: bool = True) -> tuple[float, int] | None:
-    """(CPU seconds of `pid` (utime+stime, and its reaped children's), start time)."""
-    f = _stat_fields(pid)
+def proc_cpu_s(
+    pid: int, children: bool = True, task: int | None = None
+) -> tuple[float, int] | None:
+    """(CPU seconds of `pid` (utime+stime, and its reaped children's), start time); of
+    its thread `task` alone with `task` (and children=False)."""
+    f = _stat_fields(pid if task is None else task, pid if task is not None else None)
     if f is None:
         return None
     # Fields after comm: state=0 ... utime=11 stime=12 cutime=13 cstime=14 starttime=19.
@@ -397,6 +416,12 @@ def machine_cpu_s() -> float:
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
     return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def own_cpu_s() -> float:
+    """CPU seconds of this process, all its threads."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return me.ru_utime + me.ru_stime
 
 
 def vm_rss_kb(pid: int) -> int:
@@ -478,15 +503,32 @@ def containers_cpu_s(root: Path, version: int) -> dict[str, float]:
     return out
 
 
-def containers_labelled(host_id: str) -> set[str]:
-    """Ids of the containers (any state) whose sandboxd.host label is `host_id`."""
+def docker_root() -> Path:
     out = subprocess.run(
-        ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label=sandboxd.host={host_id}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
-    return set(out)
+        ["docker", "info", "-f", "{{.DockerRootDir}}"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return Path(out or "/var/lib/docker")
+
+
+class Owners:
+    """Which containers are ours (their sandboxd.host label is `host_id`), read from the
+    engine's own record of each container on disk, once per container: no API call, so
+    it can run inside a measured window, and a container removed since still counts."""
+
+    def __init__(self, host_id: str) -> None:
+        self.host_id = host_id
+        self.root = docker_root() / "containers"
+        self._known: dict[str, bool] = {}
+
+    def ours(self, cid: str) -> bool:
+        if cid not in self._known:
+            try:
+                doc = json.loads((self.root / cid / "config.v2.json").read_text())
+                labels = (doc.get("Config") or {}).get("Labels") or {}
+                self._known[cid] = labels.get("sandboxd.host") == self.host_id
+            except (OSError, ValueError):
+                return False  # not yet written (being created): look again next time
+        return self._known[cid]
 
 
 @dataclass
@@ -508,6 +550,7 @@ class CpuSplit:
 
     seconds: float
     daemon: float
+    daemon_loop: float  # of which the event loop's thread
     sqs: float
     engine: dict[str, float]  # dockerd, containerd, shims (ours), shims (others)
     sandboxes: float
@@ -515,6 +558,7 @@ class CpuSplit:
     client: float
     machine: float
     foreign_containers: int
+    started_ours: int  # our sandboxes whose cgroups appeared inside the window
     samples: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -526,6 +570,8 @@ class CpuSplit:
         ms = 1000.0 / max(1, jobs)
         parts = {
             "daemon (sandboxd serve, children included)": self.daemon * ms,
+            "  of which its event loop thread": self.daemon_loop * ms,
+            "  of which its other threads (to_thread work)": (self.daemon - self.daemon_loop) * ms,
             "SQS server (moto)": self.sqs * ms,
             **{f"Docker engine: {k}": v * ms for k, v in self.engine.items()},
             "Docker engine (ours: dockerd+containerd+our shims)": self.engine_ours * ms,
@@ -544,10 +590,11 @@ class CpuMeter:
     """Samples, every `period` seconds in a thread, the CPU of the daemon (and its
     descendants), the SQS server, the Docker engine's processes and every container's
     cgroup, so that processes and containers that come and go inside the window are
-    counted too (up to their last sample). `stop()` returns the split; which containers
-    are ours is decided after the window (`ours`), without Docker API calls inside it."""
+    counted too (up to their last sample). `stop()` returns the split. Containers are ours
+    by their label (`Owners`), learnt without Docker API calls inside the window."""
 
-    def __init__(self, daemon_pid: int, sqs_pid: int, period: float = 0.2) -> None:
+    def __init__(self, daemon_pid: int, sqs_pid: int, host_id: str, period: float = 0.2) -> None:
+        self.owners = Owners(host_id)
         self.daemon_pid = daemon_pid
         self.sqs_pid = sqs_pid
         self.period = period
@@ -563,6 +610,14 @@ class CpuMeter:
 
     def _sample(self, first: bool) -> None:
         targets: dict[int, str] = {self.daemon_pid: "daemon", self.sqs_pid: "sqs"}
+        loop_thread = proc_cpu_s(self.daemon_pid, children=False, task=self.daemon_pid)
+        if loop_thread is not None:
+            key = (-self.daemon_pid, loop_thread[1])  # the event loop's thread alone
+            if key in self._procs:
+                self._procs[key][1].last = loop_thread[0]
+            else:
+                track = _Track(loop_thread[0], loop_thread[0], born_inside=not first)
+                self._procs[key] = ("daemon-loop", track)
         for pid in descendants(self.daemon_pid):
             targets[pid] = "daemon-child"
         targets.update(engine_processes())
@@ -577,6 +632,7 @@ class CpuMeter:
             else:
                 self._procs[key] = (role, _Track(cpu, cpu, born_inside=not first))
         for cid, cpu in containers_cpu_s(self.cg_root, self.cg_version).items():
+            self.owners.ours(cid)  # learnt while its record exists
             if cid in self._cgroups:
                 self._cgroups[cid].last = cpu
             else:
@@ -595,7 +651,7 @@ class CpuMeter:
         self._thread.start()
         return self
 
-    def stop(self, ours: set[str]) -> CpuSplit:
+    def stop(self) -> CpuSplit:
         machine = machine_cpu_s() - self._machine0
         seconds = time.perf_counter() - self._t0
         me = resource.getrusage(resource.RUSAGE_SELF)
@@ -603,16 +659,18 @@ class CpuMeter:
         self._thread.join()
         self._sample(first=False)
         client = (me.ru_utime - self._self0.ru_utime) + (me.ru_stime - self._self0.ru_stime)
-        daemon = sqs = 0.0
+        daemon = daemon_loop = sqs = 0.0
         engine = {"dockerd": 0.0, "containerd": 0.0, "shims (our containers)": 0.0}
         other_shims = 0.0
         for role, track in self._procs.values():
             if role in ("daemon", "daemon-child"):
                 daemon += track.used
+            elif role == "daemon-loop":
+                daemon_loop += track.used
             elif role == "sqs":
                 sqs += track.used
             elif role.startswith("shim:"):
-                if role[5:] in ours:
+                if self.owners.ours(role[5:]):
                     engine["shims (our containers)"] += track.used
                 else:
                     other_shims += track.used
@@ -622,15 +680,18 @@ class CpuMeter:
             engine["shims (other containers)"] = other_shims
         sandboxes = foreign = 0.0
         foreign_ids = set()
+        started = 0
         for cid, track in self._cgroups.items():
-            if cid in ours:
+            if self.owners.ours(cid):
                 sandboxes += track.used
+                started += track.born_inside
             elif track.used > 0.01:  # an idle warm runner's few ticks are not work
                 foreign += track.used
                 foreign_ids.add(cid)
         return CpuSplit(
             seconds=seconds,
             daemon=daemon,
+            daemon_loop=daemon_loop,
             sqs=sqs,
             engine=engine,
             sandboxes=sandboxes,
@@ -638,6 +699,7 @@ class CpuMeter:
             client=client,
             machine=machine,
             foreign_containers=len(foreign_ids),
+            started_ours=started,
             samples=self._samples,
         )
 

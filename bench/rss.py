@@ -8,6 +8,8 @@ whole way (received, run in a sandbox, verdict, result stored and sent, message 
 sandbox reset): a command-mode job running `true` (`"command": "true"`, no files);
 --job tests sends the 1-test pytest job instead. VmRSS is read from /proc/<pid>/status
 when the count of results reaches each mark (and every --every jobs, for the curve).
+The CPU per job by part over the whole stream is printed too: it includes replacing
+each sandbox after its 200 jobs, which a 200-job burst does not see.
 
 Bounded: --jobs (default 10,000) and a --deadline (default 900 s); at the deadline it
 stops, stops the daemon and reports how far it got.
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from common import (
+    CpuMeter,
     boto3_client,
     moto_server,
     receive_results,
@@ -75,6 +78,8 @@ def main() -> None:
             with serve(client, server.endpoint_url, tmp, args.slots) as served:
                 pid = served.daemon.pid
                 tag = uuid.uuid4().hex[:6]
+                assert server.pid is not None
+                meter = CpuMeter(pid, server.pid, served.host_id, period=0.5).start()
                 t0 = time.perf_counter()
                 at_mark[0] = vm_rss_kb(pid)
                 curve.append((0, at_mark[0], 0.0))
@@ -104,6 +109,7 @@ def main() -> None:
                             curve.append((done, vm_rss_kb(pid), elapsed))
                             next_sample += args.every
                 elapsed = time.perf_counter() - t0
+                split = meter.stop()
                 final = vm_rss_kb(pid)
                 curve.append((done, final, elapsed))
 
@@ -128,6 +134,12 @@ def main() -> None:
         )
     else:
         print(f"\ngoal: flat from {lo} to {hi} jobs: not measured ({done} jobs done)")
+    print(f"\nCPU per job over the whole stream ({split.started_ours} sandboxes started):")
+    parts = split.per_job_ms(done)
+    for name, ms in parts.items():
+        print(f"  {name:<52} {ms:>7.1f} ms")
+    if split.foreign_containers or "shims (other containers)" in split.engine:
+        print(f"  (caution: {split.foreign_containers} containers not ours used CPU meanwhile)")
     doc: dict[str, Any] = {
         "job": args.job,
         "slots": args.slots,
