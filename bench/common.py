@@ -260,9 +260,16 @@ class InstrumentedDaemon(DaemonProcess):
     SQS calls are counted by operation (`sqs_calls()`); with `profile` set it runs under
     cProfile, its statistics written there when it stops."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, profile: Path | None = None):
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        profile: Path | None = None,
+        checkout: Path | None = None,
+    ):
         super().__init__(env, log_path)
         self.profile = profile
+        self.checkout = checkout  # another checkout's sandboxd (an A/B baseline)
         self.calls_path = log_path.with_suffix(".calls.json")
 
     def start(self) -> InstrumentedDaemon:
@@ -273,11 +280,14 @@ class InstrumentedDaemon(DaemonProcess):
         argv = [sys.executable, str(REPO / "bench" / "profiled_serve.py"), str(self.calls_path)]
         if self.profile is not None:
             argv.append(str(self.profile))
+        env = dict(self.env)
+        if self.checkout is not None:
+            env["BENCH_CHECKOUT"] = str(self.checkout)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 argv,
-                env=self.env,
-                cwd=REPO,
+                env=env,
+                cwd=self.checkout or REPO,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -315,10 +325,12 @@ def serve(
     tmp: Path,
     slots: int,
     profile: Path | None = None,
+    checkout: Path | None = None,
     **extra: str,
 ) -> Iterator[Served]:
     """`sandboxd serve` (SANDBOXD_SQS=aws at `endpoint`) with `slots` python job slots,
-    ready; stopped (SIGTERM, then SIGKILL, by pid) on the way out."""
+    ready; stopped (SIGTERM, then SIGKILL, by pid) on the way out. With `checkout`, that
+    checkout's sandboxd runs (see `baseline_checkout`)."""
     suffix = uuid.uuid4().hex[:8]
     queues = make_queues(client, suffix)
     settings = {
@@ -329,7 +341,7 @@ def serve(
         **extra,
     }
     env = daemon_env(endpoint, suffix, tmp / f"state-{suffix}", **settings)
-    daemon = InstrumentedDaemon(env, tmp / f"daemon-{suffix}.log", profile).start()
+    daemon = InstrumentedDaemon(env, tmp / f"daemon-{suffix}.log", profile, checkout).start()
     try:
         daemon.wait_ready()
         yield Served(daemon, queues, env["SANDBOXD_HOST_ID"])
@@ -338,6 +350,21 @@ def serve(
         for url in queues.values():
             with contextlib.suppress(Exception):
                 client.delete_queue(QueueUrl=url)
+
+
+@contextlib.contextmanager
+def baseline_checkout(rev: str) -> Iterator[Path]:
+    """The tree of commit `rev` of this repository, extracted into a temporary directory
+    (git archive: no worktree, nothing in the repository changes), for an A/B run of the
+    daemon; removed on the way out."""
+    with tempfile.TemporaryDirectory(prefix="sandboxd-baseline-") as where:
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", "--format=tar", rev, "sandboxd"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", where], input=archive, check=True)
+        yield Path(where)
 
 
 def send_batch(client: Any, queue: str, docs: list[tuple[str, str]]) -> None:

@@ -7,6 +7,11 @@ The daemon's environment is its configuration, as for `python -m sandboxd serve`
 - Every SQS call the daemon makes is counted by operation (a counter around
   `QueueClient._call`, a dict increment); on SIGUSR1 the counts so far are written to
   CALLS.json, so a bench can take them before and after a window.
+- With BENCH_TRACEMALLOC=OUT.txt in its environment, Python's allocations are traced;
+  on SIGUSR2 the lines whose allocations grew most since the last SIGUSR2 are appended
+  to OUT.txt (what makes the daemon's memory grow, between two job counts).
+- With BENCH_CHECKOUT=DIR, the sandboxd package of the checkout in DIR is run (the
+  baseline of an A/B run; the instrumentation stays this checkout's).
 - With PROFILE.prof, the daemon runs under cProfile (the event loop's thread: where the
   daemon's own CPU goes), written there when it stops (SIGTERM drains it as usual); read
   it with `python -m pstats PROFILE.prof`.
@@ -18,15 +23,19 @@ from __future__ import annotations
 
 import cProfile
 import json
+import os
 import signal
 import sys
+import tracemalloc
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-# This checkout's sandboxd, not whatever the venv's editable install points at.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# This checkout's sandboxd (or BENCH_CHECKOUT's, the baseline of an A/B run), not
+# whatever the venv's editable install points at.
+sys.path.insert(0, os.environ.get("BENCH_CHECKOUT") or str(Path(__file__).resolve().parent.parent))
 
+import sandboxd
 from sandboxd.cli import main
 from sandboxd.sqs import QueueClient
 
@@ -45,8 +54,36 @@ def _dump(path: Path) -> None:
     tmp.replace(path)
 
 
+class _Growth:
+    """Allocation growth by source line between two SIGUSR2s, appended to `path`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        tracemalloc.start()
+        self.last = self._snapshot()
+
+    @staticmethod
+    def _snapshot() -> tracemalloc.Snapshot:
+        return tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__)]
+        )
+
+    def dump(self) -> None:
+        now = self._snapshot()
+        top = now.compare_to(self.last, "lineno")[:15]
+        self.last = now
+        lines = [f"--- {sum(t.size for t in now.traces) / 1e6:.1f} MB traced; grew most:"]
+        lines += [str(stat) for stat in top]
+        with self.path.open("a") as out:
+            out.write("\n".join(lines) + "\n")
+
+
 if __name__ == "__main__":
     calls_path = Path(sys.argv[1])
+    print(f"profiled_serve: sandboxd from {Path(sandboxd.__file__).parent}", file=sys.stderr)
+    if os.environ.get("BENCH_TRACEMALLOC"):
+        growth = _Growth(Path(os.environ["BENCH_TRACEMALLOC"]))
+        signal.signal(signal.SIGUSR2, lambda signum, frame: growth.dump())
     QueueClient._call = _counted  # type: ignore[method-assign]
     signal.signal(signal.SIGUSR1, lambda signum, frame: _dump(calls_path))
     code = 1

@@ -143,10 +143,12 @@ def print_split(split: CpuSplit, jobs: int, calls: dict[str, int]) -> dict[str, 
     per_job = ", ".join(f"{op} {k / jobs:.2f}" for op, k in sorted(calls.items()))
     print(f"  SQS calls per job by the daemon: {sum(calls.values()) / jobs:.2f} ({per_job})")
     print(f"  our sandboxes started in the window: {split.started_ours}")
-    if split.foreign_containers or "shims (other containers)" in split.engine:
+    others = split.engine.get("shims (other containers)", 0.0) * 1000 / jobs
+    if split.foreign_containers or others >= 0.5:
         print(
-            f"  (caution: {split.foreign_containers} containers not ours used CPU meanwhile; "
-            "dockerd and containerd serve them too, so the engine's figure is an upper bound)"
+            f"  (caution: other containers were busy meanwhile ({split.foreign_containers} "
+            f"cgroups, their shims {others:.1f} ms/job); dockerd and containerd serve them "
+            "too, so the engine's figure is an upper bound)"
         )
     return parts
 
