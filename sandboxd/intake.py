@@ -68,14 +68,25 @@ class ResultStore:
 
     On disk each result is one file named by a hash of the id, so a restarted daemon
     still answers a redelivered job with the verdict it already gave. Bounded: the
-    oldest entries are dropped beyond `max_entries`.
+    oldest entries are dropped beyond `max_entries`. With a directory, memory holds only
+    the newest `max_memory_entries` (a redelivery mostly comes within a visibility
+    timeout; an older one is read from disk), so the daemon's memory stays flat however
+    many jobs it answers rather than growing with every result up to `max_entries`.
     """
 
     def __init__(
-        self, directory: Path | None, max_entries: int = 10_000, max_memory_bytes: int = 64 << 20
+        self,
+        directory: Path | None,
+        max_entries: int = 10_000,
+        max_memory_bytes: int = 64 << 20,
+        max_memory_entries: int = 1_000,
     ) -> None:
         self._dir = directory
         self._max = max_entries
+        # Without a directory, memory is the store itself.
+        self._max_in_memory = (
+            max_entries if directory is None else min(max_entries, max_memory_entries)
+        )
         # A result can be 256 KiB: the memory copy is bounded by bytes too (the disk keeps
         # the rest, so a redelivery is still answered from it).
         self._max_memory = max_memory_bytes
@@ -107,7 +118,7 @@ class ResultStore:
         self._memory[job_id] = body
         self._memory_bytes += len(body)
         while self._memory and (
-            len(self._memory) > self._max or self._memory_bytes > self._max_memory
+            len(self._memory) > self._max_in_memory or self._memory_bytes > self._max_memory
         ):
             _, dropped = self._memory.popitem(last=False)
             self._memory_bytes -= len(dropped)

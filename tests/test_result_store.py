@@ -44,3 +44,13 @@ def test_memory_is_bounded_by_bytes_and_the_disk_still_answers(tmp_path: Path) -
         store.put(job_id, body)
     assert store._memory_bytes <= 1000
     assert all(store.get(job_id) is not None for job_id in big)  # from disk
+
+
+def test_with_a_directory_memory_keeps_only_the_newest_and_the_disk_the_rest(
+    tmp_path: Path,
+) -> None:
+    store = ResultStore(tmp_path, max_entries=10, max_memory_entries=3)
+    for i in range(8):
+        store.put(f"j{i}", _body(f"j{i}"))
+    assert list(store._memory) == ["j5", "j6", "j7"]  # memory stays flat past its bound
+    assert all(store.get(f"j{i}") is not None for i in range(8))  # the older from disk
