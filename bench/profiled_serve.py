@@ -10,8 +10,12 @@ The daemon's environment is its configuration, as for `python -m sandboxd serve`
 - With BENCH_TRACEMALLOC=OUT.txt in its environment, Python's allocations are traced;
   on SIGUSR2 the lines whose allocations grew most since the last SIGUSR2 are appended
   to OUT.txt (what makes the daemon's memory grow, between two job counts).
+- With BENCH_MALLOC_TRIM=S, a thread hands the C heap's free memory back to the system
+  (glibc's malloc_trim) every S seconds: whether RSS that grows is memory in use or
+  memory freed but kept by the allocator.
 - With BENCH_CHECKOUT=DIR, the sandboxd package of the checkout in DIR is run (the
   baseline of an A/B run; the instrumentation stays this checkout's).
+- With BENCH_MALLOCSTATS=1, SIGUSR2 writes pymalloc's statistics to its log (stderr).
 - With PROFILE.prof, the daemon runs under cProfile (the event loop's thread: where the
   daemon's own CPU goes), written there when it stops (SIGTERM drains it as usual); read
   it with `python -m pstats PROFILE.prof`.
@@ -26,6 +30,7 @@ import json
 import os
 import signal
 import sys
+import time
 import tracemalloc
 from collections import Counter
 from pathlib import Path
@@ -78,9 +83,28 @@ class _Growth:
             out.write("\n".join(lines) + "\n")
 
 
+def _trim_every(seconds: float) -> None:
+    import ctypes
+    import threading
+
+    libc = ctypes.CDLL("libc.so.6")
+
+    def trim() -> None:
+        while True:
+            time.sleep(seconds)
+            libc.malloc_trim(0)
+
+    threading.Thread(target=trim, name="malloc-trim", daemon=True).start()
+
+
 if __name__ == "__main__":
     calls_path = Path(sys.argv[1])
     print(f"profiled_serve: sandboxd from {Path(sandboxd.__file__).parent}", file=sys.stderr)
+    if os.environ.get("BENCH_MALLOC_TRIM"):
+        _trim_every(float(os.environ["BENCH_MALLOC_TRIM"]))
+    if os.environ.get("BENCH_MALLOCSTATS"):
+        # pymalloc's arenas, pools and blocks in use, to its stderr (the daemon's log).
+        signal.signal(signal.SIGUSR2, lambda signum, frame: sys._debugmallocstats())
     if os.environ.get("BENCH_TRACEMALLOC"):
         growth = _Growth(Path(os.environ["BENCH_TRACEMALLOC"]))
         signal.signal(signal.SIGUSR2, lambda signum, frame: growth.dump())

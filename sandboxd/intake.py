@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import heapq
 import json
 import logging
 import os
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -131,13 +132,34 @@ class ResultStore:
         self._prune()
 
     def _prune(self) -> None:
+        """Drop the oldest files beyond `max_entries`, now and then (amortised).
+
+        The directory is counted without a list of it, and only the files to drop are
+        kept while it is read: listing and sorting all of its up to 10,000 files raised
+        the daemon's memory high-water mark with every file, and it stayed raised.
+        """
         assert self._dir is not None
-        if random.random() > 0.01:  # amortised: look at the directory now and then
+        if random.random() > 0.01:
             return
-        files = sorted(self._dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
-        for old in files[: max(0, len(files) - self._max)]:
+        with os.scandir(self._dir) as entries:
+            excess = sum(1 for e in entries if e.name.endswith(".json")) - self._max
+        if excess <= 0:
+            return
+        with os.scandir(self._dir) as entries:
+            oldest = heapq.nsmallest(excess, _mtimes(entries))
+        for _, path in oldest:
             with contextlib.suppress(OSError):
-                old.unlink()
+                os.unlink(path)
+
+
+def _mtimes(entries: Iterator[os.DirEntry[str]]) -> Iterator[tuple[float, str]]:
+    """(mtime, path) of each result file; one removed meanwhile is skipped."""
+    for entry in entries:
+        if entry.name.endswith(".json"):
+            try:
+                yield entry.stat().st_mtime, entry.path
+            except OSError:
+                continue
 
 
 @dataclass
