@@ -47,12 +47,15 @@ typecheck: venv
 test: lint typecheck engine images
 	$(BIN)/python -m pytest
 
+# The goals' benches save their figures in bench/data/, which bench/plot.py draws.
 bench: setup
 	$(BIN)/python bench/warm_path.py
-	$(BIN)/python bench/sqs_path.py
-	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/sqs_path.py --json bench/data/latency.json
+	$(BIN)/python bench/throughput.py --rounds 3 --sweep 1,2,3,4 --json bench/data/throughput.json
+	$(BIN)/python bench/rss.py --json bench/data/rss.json
 	$(BIN)/python bench/reset.py
 	$(BIN)/python bench/large_suite.py
+	$(BIN)/python bench/plot.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,114 +1,284 @@
-"""Throughput of `sandboxd serve` under a burst: N 1-test jobs sent at once through SQS.
+"""Throughput under a burst of 1-test pytest jobs, in-process and through SQS, against the
+bare host running the same pytest invocations as many at once as it has cores; the CPU
+each job costs, split by part; and throughput against the number of job slots.
 
-For each pool size (default 1 and 2, the baseline being 1), one daemon process on one moto
-server: all N jobs are sent in batches, then every result is read. Prints jobs/s, the
-end-to-end latency spread (which includes the time each job waited in the queue), and
-whether every job got exactly one `passed` result. Bounded: N jobs (default 60) per pool
-size and a 300 s deadline each; it stops by itself. Run with `make bench`.
+    bare host     N `python3 -m pytest -q` runs of the job's files, os.cpu_count() at once
+    in-process    N jobs.execute() calls at once through a warm pool of --slots slots and
+                  a spare (they queue for a sandbox)
+    through SQS   N jobs sent at once (ten to a call) to `sandboxd serve` (--slots slots
+                  and a spare, SANDBOXD_SQS=aws at a moto server on loopback); the clock
+                  stops when the last result is received. Every job must get exactly one
+                  `passed` result.
+
+--rounds R runs the three, interleaved, R times; medians are reported. During each SQS
+burst the CPU is sampled by part (every 0.2 s, so processes and containers that come and
+go are counted): the daemon and its children, the SQS server, the Docker engine (dockerd,
+containerd, the containerd shims), the sandboxes (their cgroups' CPU counters), this
+bench client, and the whole machine (/proc/stat). Then, with --sweep, the three again for
+each number of slots K (SANDBOXD_POOL_SIZES=python=K, the bare host K at once).
+
+Bounded: N jobs (default 200) per burst, each burst stops at --deadline seconds
+(default 300) and reports how far it got.
+
+    python bench/throughput.py [-n 200] [--rounds 1] [--sweep 1,2,3,4] [--sweep-n 60]
+                               [--json bench/data/throughput.json] [--profile OUT]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import statistics
-import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+from common import (
+    BareHost,
+    CpuMeter,
+    CpuSplit,
+    WarmPool,
+    boto3_client,
+    machine_cpu_s,
+    moto_server,
+    own_cpu_s,
+    receive_results,
+    save_json,
+    send_batch,
+    serve,
+    stop_on_sigterm,
+    tests_job,
+    tmpdir,
+    verdict,
+)
 
-from daemon_process import DaemonProcess, daemon_env, job_doc, make_queues  # noqa: E402
-from sqs_fixtures import boto3_client  # noqa: E402
-
-from sandboxd.sqs import EmbeddedSQS  # noqa: E402
-
-DEADLINE_S = 300.0
+GOAL_RATIO = 1.5
+GOAL_DAEMON_MS = 5.0
+GOAL_ENGINE_MS = 2.0
 
 
-def burst(client: Any, endpoint: str, n: int, pool_size: int, tmp: Path) -> dict[str, Any]:
-    suffix = uuid.uuid4().hex[:8]
-    queues = make_queues(client, suffix)
-    env = daemon_env(endpoint, suffix, tmp / f"state-{suffix}")
-    env["SANDBOXD_POOL_SIZES"] = f"python={pool_size}"
-    env["SANDBOXD_VISIBILITY_TIMEOUT"] = "60"
-    env["SANDBOXD_HEARTBEAT_SECONDS"] = "20"
-    daemon = DaemonProcess(env, tmp / f"daemon-{suffix}.log").start()
-    try:
-        daemon.wait_ready()
-        sent: dict[str, float] = {}
-        t0 = time.perf_counter()
-        for start in range(0, n, 10):
-            entries = []
-            for i in range(start, min(n, start + 10)):
-                job_id = f"burst-{suffix}-{i}"
-                entries.append({"Id": str(i), "MessageBody": job_doc(job_id)})
-                sent[job_id] = time.perf_counter()
-            client.send_message_batch(QueueUrl=queues["jobs"], Entries=entries)
-        latencies: dict[str, float] = {}
-        statuses: dict[str, list[str]] = {}
-        while len(latencies) < n and time.perf_counter() - t0 < DEADLINE_S:
-            got = client.receive_message(
-                QueueUrl=queues["results"], MaxNumberOfMessages=10, WaitTimeSeconds=1
-            )
-            now = time.perf_counter()
-            for m in got.get("Messages", []):
-                client.delete_message(QueueUrl=queues["results"], ReceiptHandle=m["ReceiptHandle"])
-                doc = json.loads(m["Body"])
-                statuses.setdefault(doc["id"], []).append(doc["status"])
-                latencies.setdefault(doc["id"], now - sent[doc["id"]])
-        elapsed = time.perf_counter() - t0
-        time.sleep(2)  # any duplicate answer would arrive now
-        for m in client.receive_message(
-            QueueUrl=queues["results"], MaxNumberOfMessages=10, WaitTimeSeconds=1
-        ).get("Messages", []):
-            doc = json.loads(m["Body"])
+def bare_burst(host: BareHost, n: int, at_once: int) -> dict[str, Any]:
+    cpu0 = machine_cpu_s()
+    seconds = host.burst(n, at_once)
+    return {
+        "done": n,
+        "seconds": seconds,
+        "rate": n / seconds,
+        "machine_ms": (machine_cpu_s() - cpu0) * 1000 / n,
+    }
+
+
+def in_process_burst(pool: WarmPool, n: int, deadline: float) -> dict[str, Any]:
+    pool.settle()
+    tag = uuid.uuid4().hex[:6]
+    docs = [tests_job(f"inproc-{tag}-{i}") for i in range(n)]
+    cpu0 = machine_cpu_s()
+    me0 = own_cpu_s()
+    seconds, results = pool.burst(docs, timeout=deadline)
+    pool.settle()  # the last resets are part of the cost
+    passed = sum(r.status.value == "passed" for r in results)
+    if passed != n:
+        raise SystemExit(f"in-process burst: {passed} of {n} passed")
+    return {
+        "done": n,
+        "seconds": seconds,
+        "rate": n / seconds,
+        "machine_ms": (machine_cpu_s() - cpu0) * 1000 / n,
+        # This process is the daemon's side of execute() here: pool, sandbox, verdict.
+        "execute_ms": (own_cpu_s() - me0) * 1000 / n,
+    }
+
+
+def sqs_burst(
+    client: Any, served: Any, sqs_pid: int, n: int, deadline: float, meter: bool
+) -> dict[str, Any]:
+    tag = uuid.uuid4().hex[:6]
+    docs = [(f"burst-{tag}-{i}", tests_job(f"burst-{tag}-{i}")) for i in range(n)]
+    calls0 = served.daemon.sqs_calls()
+    cpu = CpuMeter(served.daemon.pid, sqs_pid, served.host_id).start() if meter else None
+    cpu0 = machine_cpu_s()
+    t0 = time.perf_counter()
+    sent = {job_id: time.perf_counter() for job_id, _ in docs}
+    send_batch(client, served.queues["jobs"], docs)
+    statuses: dict[str, list[str]] = {}
+    latencies: dict[str, float] = {}
+    while len(latencies) < n and time.perf_counter() - t0 < deadline:
+        for doc, at in receive_results(client, served.queues["results"]):
             statuses.setdefault(doc["id"], []).append(doc["status"])
-        exactly_once = all(s == ["passed"] for s in statuses.values()) and len(statuses) == n
-        values = sorted(latencies.values())
-        return {
-            "pool": pool_size,
-            "done": len(latencies),
-            "seconds": elapsed,
-            "rate": len(latencies) / elapsed,
-            "p50": statistics.median(values) if values else float("nan"),
-            "p95": values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
-            if values
-            else float("nan"),
-            "exactly_once": exactly_once,
-        }
-    finally:
-        daemon.stop()
+            latencies.setdefault(doc["id"], at - sent[doc["id"]])
+    seconds = time.perf_counter() - t0
+    machine_ms = (machine_cpu_s() - cpu0) * 1000 / max(1, len(latencies))
+    split: CpuSplit | None = None
+    if cpu is not None:
+        split = cpu.stop()
+    calls = served.daemon.sqs_calls()
+    calls = {op: k - calls0.get(op, 0) for op, k in calls.items() if k > calls0.get(op, 0)}
+    # A duplicate answer would arrive now.
+    for doc, _ in receive_results(client, served.queues["results"], wait=2):
+        statuses.setdefault(doc["id"], []).append(doc["status"])
+    once = len(statuses) == n and all(s == ["passed"] for s in statuses.values())
+    values = sorted(latencies.values())
+    return {
+        "done": len(latencies),
+        "seconds": seconds,
+        "rate": len(latencies) / seconds,
+        "machine_ms": machine_ms,
+        "exactly_once": once,
+        "p50_ms": statistics.median(values) * 1000 if values else None,
+        "split": split,
+        "daemon_sqs_calls": calls,
+    }
+
+
+def print_split(split: CpuSplit, jobs: int, calls: dict[str, int]) -> dict[str, float]:
+    """Print (and return) the CPU ms per job by part."""
+    parts = split.per_job_ms(jobs)
+    print(
+        f"\nCPU per job during the SQS burst ({jobs} jobs, {split.seconds:.1f} s, "
+        f"{split.samples} samples):"
+    )
+    for name, ms in parts.items():
+        print(f"  {name:<52} {ms:>7.1f} ms")
+    per_job = ", ".join(f"{op} {k / jobs:.2f}" for op, k in sorted(calls.items()))
+    print(f"  SQS calls per job by the daemon: {sum(calls.values()) / jobs:.2f} ({per_job})")
+    print(f"  our sandboxes started in the window: {split.started_ours}")
+    others = split.engine.get("shims (other containers)", 0.0) * 1000 / jobs
+    if split.foreign_containers or others >= 0.5:
+        print(
+            f"  (caution: other containers were busy meanwhile ({split.foreign_containers} "
+            f"cgroups, their shims {others:.1f} ms/job); dockerd and containerd serve them "
+            "too, so the engine's figure is an upper bound)"
+        )
+    return parts
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=60, help="jobs per burst (default 60)")
-    parser.add_argument("--pools", default="1,2", help="pool sizes to compare (default 1,2)")
+    parser.add_argument("-n", type=int, default=200, help="jobs per burst (default 200)")
+    parser.add_argument(
+        "--slots",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="job slots of the pools (default: the CPU count)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds (default 1)")
+    parser.add_argument("--sweep", default="", help="slot counts for the sweep, e.g. 1,2,3,4")
+    parser.add_argument("--sweep-n", type=int, default=60, help="jobs per sweep burst")
+    parser.add_argument("--deadline", type=float, default=300.0, help="seconds per burst")
+    parser.add_argument("--json", type=Path, help="write the figures here (for plot.py)")
+    parser.add_argument("--profile", type=Path, help="cProfile the daemon into this file")
     args = parser.parse_args()
-    sizes = [int(x) for x in args.pools.split(",")]
-    with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedSQS(port=0, log_path=Path(tmp) / "moto.log")
-        server.start()
-        try:
+    stop_on_sigterm()
+    cores = os.cpu_count() or 1
+    rows: dict[str, list[dict[str, Any]]] = {"bare host": [], "in-process": [], "through SQS": []}
+    sweep: list[dict[str, Any]] = []
+
+    with tmpdir() as tmp_name:
+        tmp = Path(tmp_name)
+        host = BareHost(tmp / "files")
+        with moto_server(tmp) as server:
             client = boto3_client(server.endpoint_url)
-            rows = [burst(client, server.endpoint_url, args.n, size, Path(tmp)) for size in sizes]
-        finally:
-            server.stop()
-    print(f"burst of {args.n} 1-test jobs through SQS (moto), one daemon\n")
-    print(f"{'pool':>4} {'done':>5} {'seconds':>8} {'jobs/s':>7} {'vs first':>9} "
-          f"{'p50 ms':>8} {'p95 ms':>8}  exactly one passed result each")  # fmt: skip
-    base = rows[0]["rate"]
-    for r in rows:
-        print(
-            f"{r['pool']:>4} {r['done']:>5} {r['seconds']:>8.1f} {r['rate']:>7.2f} "
-            f"{r['rate'] / base:>8.2f}x {r['p50'] * 1000:>8.0f} {r['p95'] * 1000:>8.0f}  "
-            f"{'yes' if r['exactly_once'] else 'NO'}"
-        )
+            assert server.pid is not None
+            with (
+                serve(client, server.endpoint_url, tmp, args.slots, args.profile) as served,
+                WarmPool(args.slots) as pool,
+            ):
+                # Warm Python's own caches on both paths before anything is timed.
+                in_process_burst(pool, 2 * args.slots, args.deadline)
+                sqs_burst(client, served, server.pid, 2 * args.slots, args.deadline, False)
+                for r in range(args.rounds):
+                    print(f"round {r + 1} of {args.rounds}...", flush=True)
+                    rows["bare host"].append(bare_burst(host, args.n, cores))
+                    rows["in-process"].append(in_process_burst(pool, args.n, args.deadline))
+                    pool.settle()  # the last resets
+                    rows["through SQS"].append(
+                        sqs_burst(client, served, server.pid, args.n, args.deadline, True)
+                    )
+            for k in [int(x) for x in args.sweep.split(",") if x]:
+                print(f"sweep: {k} slots...", flush=True)
+                row: dict[str, Any] = {"slots": k}
+                row["bare host"] = bare_burst(host, args.sweep_n, k)["rate"]
+                with WarmPool(k) as pool:
+                    in_process_burst(pool, 2 * k, args.deadline)
+                    row["in-process"] = in_process_burst(pool, args.sweep_n, args.deadline)["rate"]
+                with serve(client, server.endpoint_url, tmp, k) as served:
+                    sqs_burst(client, served, server.pid, 2 * k, args.deadline, False)
+                    got = sqs_burst(client, served, server.pid, args.sweep_n, args.deadline, False)
+                    row["through SQS"] = got["rate"]
+                    row["through SQS done"] = got["done"]
+                sweep.append(row)
+
+    print(
+        f"\nburst of {args.n} 1-test jobs, {args.rounds} round(s); pools of {args.slots} "
+        f"slots + 1 spare; bare host {cores} at once\n"
+    )
+    print(
+        f"{'method':<14} {'done':>5} {'seconds':>8} {'jobs/s':>7} {'vs bare':>8} "
+        f"{'machine CPU ms/job':>19}  exactly one passed each"
+    )
+    medians: dict[str, float] = {}
+    for name, runs in rows.items():
+        medians[name] = statistics.median(r["rate"] for r in runs)
+    base = medians["bare host"]
+    for name, runs in rows.items():
+        for r in runs:
+            once = r.get("exactly_once")
+            print(
+                f"{name:<14} {r['done']:>5} {r['seconds']:>8.1f} {r['rate']:>7.2f} "
+                f"{r['rate'] / base:>7.2f}x {r['machine_ms']:>19.0f}  "
+                f"{'' if once is None else ('yes' if once else 'NO')}"
+            )
+    ratio = medians["through SQS"] / base
+    print(
+        f"\ngoal burst through SQS >= {GOAL_RATIO}x bare host: {ratio:.2f}x  "
+        f"{verdict(ratio >= GOAL_RATIO)}"
+    )
+    print(f"(in-process: {medians['in-process'] / base:.2f}x)")
+
+    per_job = [
+        print_split(r["split"], r["done"], r["daemon_sqs_calls"]) for r in rows["through SQS"]
+    ]
+    daemon_ms = statistics.median(p["daemon (sandboxd serve, children included)"] for p in per_job)
+    engine_ms = statistics.median(
+        p["Docker engine (ours: dockerd+containerd+our shims)"] for p in per_job
+    )
+    execute_ms = statistics.median(r["execute_ms"] for r in rows["in-process"])
+    print(
+        f"\n(medians of {len(per_job)} burst(s); for comparison, execute() alone cost "
+        f"{execute_ms:.1f} ms of CPU per job in-process)"
+    )
+    print(
+        f"goal daemon <= {GOAL_DAEMON_MS:g} ms CPU per job: {daemon_ms:.1f} ms  "
+        f"{verdict(daemon_ms <= GOAL_DAEMON_MS)}"
+    )
+    print(
+        f"goal Docker engine <= {GOAL_ENGINE_MS:g} ms CPU per job: {engine_ms:.1f} ms  "
+        f"{verdict(engine_ms <= GOAL_ENGINE_MS)}"
+    )
+
+    if sweep:
+        print(f"\njobs/s against job slots ({args.sweep_n} jobs per burst):")
+        print(f"{'slots':>5} {'bare host':>10} {'in-process':>11} {'through SQS':>12}")
+        for row in sweep:
+            print(
+                f"{row['slots']:>5} {row['bare host']:>10.2f} {row['in-process']:>11.2f} "
+                f"{row['through SQS']:>12.2f}"
+            )
+
+    for r in rows["through SQS"]:
+        r["split"] = r["split"].__dict__
+    save_json(
+        args.json,
+        {
+            "n": args.n,
+            "slots": args.slots,
+            "rounds": rows,
+            "cpu_per_job_ms": per_job,
+            "sweep_n": args.sweep_n,
+            "sweep": sweep,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import heapq
 import json
 import logging
 import os
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -68,14 +69,25 @@ class ResultStore:
 
     On disk each result is one file named by a hash of the id, so a restarted daemon
     still answers a redelivered job with the verdict it already gave. Bounded: the
-    oldest entries are dropped beyond `max_entries`.
+    oldest entries are dropped beyond `max_entries`. With a directory, memory holds only
+    the newest `max_memory_entries` (a redelivery mostly comes within a visibility
+    timeout; an older one is read from disk), so the daemon's memory stays flat however
+    many jobs it answers rather than growing with every result up to `max_entries`.
     """
 
     def __init__(
-        self, directory: Path | None, max_entries: int = 10_000, max_memory_bytes: int = 64 << 20
+        self,
+        directory: Path | None,
+        max_entries: int = 10_000,
+        max_memory_bytes: int = 64 << 20,
+        max_memory_entries: int = 1_000,
     ) -> None:
         self._dir = directory
         self._max = max_entries
+        # Without a directory, memory is the store itself.
+        self._max_in_memory = (
+            max_entries if directory is None else min(max_entries, max_memory_entries)
+        )
         # A result can be 256 KiB: the memory copy is bounded by bytes too (the disk keeps
         # the rest, so a redelivery is still answered from it).
         self._max_memory = max_memory_bytes
@@ -107,7 +119,7 @@ class ResultStore:
         self._memory[job_id] = body
         self._memory_bytes += len(body)
         while self._memory and (
-            len(self._memory) > self._max or self._memory_bytes > self._max_memory
+            len(self._memory) > self._max_in_memory or self._memory_bytes > self._max_memory
         ):
             _, dropped = self._memory.popitem(last=False)
             self._memory_bytes -= len(dropped)
@@ -120,13 +132,34 @@ class ResultStore:
         self._prune()
 
     def _prune(self) -> None:
+        """Drop the oldest files beyond `max_entries`, now and then (amortised).
+
+        The directory is counted without a list of it, and only the files to drop are
+        kept while it is read: listing and sorting all of its up to 10,000 files raised
+        the daemon's memory high-water mark with every file, and it stayed raised.
+        """
         assert self._dir is not None
-        if random.random() > 0.01:  # amortised: look at the directory now and then
+        if random.random() > 0.01:
             return
-        files = sorted(self._dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
-        for old in files[: max(0, len(files) - self._max)]:
+        with os.scandir(self._dir) as entries:
+            excess = sum(1 for e in entries if e.name.endswith(".json")) - self._max
+        if excess <= 0:
+            return
+        with os.scandir(self._dir) as entries:
+            oldest = heapq.nsmallest(excess, _mtimes(entries))
+        for _, path in oldest:
             with contextlib.suppress(OSError):
-                old.unlink()
+                os.unlink(path)
+
+
+def _mtimes(entries: Iterator[os.DirEntry[str]]) -> Iterator[tuple[float, str]]:
+    """(mtime, path) of each result file; one removed meanwhile is skipped."""
+    for entry in entries:
+        if entry.name.endswith(".json"):
+            try:
+                yield entry.stat().st_mtime, entry.path
+            except OSError:
+                continue
 
 
 @dataclass
