@@ -10,12 +10,15 @@ each job costs, split by part; and throughput against the number of job slots.
                   stops when the last result is received. Every job must get exactly one
                   `passed` result.
 
---rounds R runs the three, interleaved, R times; medians are reported. During each SQS
-burst the CPU is sampled by part (every 0.2 s, so processes and containers that come and
-go are counted): the daemon and its children, the SQS server, the Docker engine (dockerd,
-containerd, the containerd shims), the sandboxes (their cgroups' CPU counters), this
-bench client, and the whole machine (/proc/stat). Then, with --sweep, the three again for
-each number of slots K (SANDBOXD_POOL_SIZES=python=K, the bare host K at once).
+--rounds R runs the three, interleaved, R times; the rates' medians are compared. During
+each SQS burst the CPU is sampled by part (every 0.2 s, so processes and containers that
+come and go are counted): the daemon and its children, the SQS server, the Docker engine
+(dockerd, containerd, the containerd shims), the sandboxes (their cgroups' CPU counters),
+this bench client, and the whole machine (/proc/stat); the CPU goals are judged on all
+rounds pooled, which with 3 rounds of 200 includes one sandbox replacement per 200 jobs,
+as in steady state. The daemon's SQS calls per job are counted too. Then, with --sweep,
+the three again for each number of slots K (SANDBOXD_POOL_SIZES=python=K, the bare host
+K at once).
 
 Bounded: N jobs (default 200) per burst, each burst stops at --deadline seconds
 (default 300) and reports how far it got.
@@ -239,15 +242,30 @@ def main() -> None:
     per_job = [
         print_split(r["split"], r["done"], r["daemon_sqs_calls"]) for r in rows["through SQS"]
     ]
-    daemon_ms = statistics.median(p["daemon (sandboxd serve, children included)"] for p in per_job)
-    engine_ms = statistics.median(
-        p["Docker engine (ours: dockerd+containerd+our shims)"] for p in per_job
-    )
+    # The goals are judged on all the rounds pooled: a sandbox is replaced after its 200
+    # jobs, which lands in some bursts and not in others; pooled over enough jobs, the
+    # figure is the steady state's (the hot path plus replacements amortised).
+    sqs_rows = rows["through SQS"]
+    jobs = sum(r["done"] for r in sqs_rows)
+    replaced = sum(r["split"].started_ours for r in sqs_rows)
+
+    def pooled(part: str) -> float:
+        return sum(p[part] * r["done"] for p, r in zip(per_job, sqs_rows, strict=True)) / jobs
+
+    daemon_ms = pooled("daemon (sandboxd serve, children included)")
+    engine_ms = pooled("Docker engine (ours: dockerd+containerd+our shims)")
+    hot = [
+        p["Docker engine (ours: dockerd+containerd+our shims)"]
+        for p, r in zip(per_job, sqs_rows, strict=True)
+        if r["split"].started_ours == 0
+    ]
     execute_ms = statistics.median(r["execute_ms"] for r in rows["in-process"])
+    every = f" (one per {jobs / replaced:.0f} jobs)" if replaced else ""
     print(
-        f"\n(medians of {len(per_job)} burst(s); for comparison, execute() alone cost "
-        f"{execute_ms:.1f} ms of CPU per job in-process)"
+        f"\npooled over the {len(sqs_rows)} SQS burst(s): {jobs} jobs, "
+        f"{replaced} sandboxes replaced{every}"
     )
+    print(f"(execute() alone cost {execute_ms:.1f} ms of CPU per job in-process)")
     print(
         f"goal daemon <= {GOAL_DAEMON_MS:g} ms CPU per job: {daemon_ms:.1f} ms  "
         f"{verdict(daemon_ms <= GOAL_DAEMON_MS)}"
@@ -256,6 +274,8 @@ def main() -> None:
         f"goal Docker engine <= {GOAL_ENGINE_MS:g} ms CPU per job: {engine_ms:.1f} ms  "
         f"{verdict(engine_ms <= GOAL_ENGINE_MS)}"
     )
+    if hot:
+        print(f"  (bursts with no sandbox replaced: {statistics.median(hot):.1f} ms, median)")
 
     if sweep:
         print(f"\njobs/s against job slots ({args.sweep_n} jobs per burst):")
