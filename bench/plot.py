@@ -47,7 +47,7 @@ def latency_panel(ax: Any, doc: dict[str, Any]) -> None:
     ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("ms, send -> result (log scale)")
+    ax.set_xlabel("ms per job: send -> result; bare host: the pytest run (log scale)")
     ax.set_ylabel("fraction of jobs")
     ax.set_title(f"warm 1-test job: latency CDF ({doc['rounds']} interleaved rounds)")
     ax.grid(True, which="both", alpha=0.3)
@@ -70,13 +70,19 @@ def throughput_panel(ax: Any, doc: dict[str, Any]) -> None:
 
 
 def rss_panel(ax: Any, doc: dict[str, Any]) -> None:
-    curve = doc["curve"]
-    ax.plot([c[0] for c in curve], [c[1] / 1024 for c in curve], marker=".", color="#9467bd")
+    runs = [("this checkout", doc, "#9467bd")]
+    if doc.get("baseline"):
+        runs.insert(0, (f"before ({doc['baseline']['rev']})", doc["baseline"], "#bbbbbb"))
+    for label, run, colour in runs:
+        curve = run["curve"]
+        xs, ys = [c[0] for c in curve], [c[1] / 1024 for c in curve]
+        ax.plot(xs, ys, marker=".", color=colour, label=label)
     ax.set_xlabel("jobs through the daemon")
     ax.set_ylabel("daemon VmRSS, MiB")
     ax.set_ylim(bottom=0)
-    ax.set_title(f"daemon RSS ({doc['job']} jobs)")
+    ax.set_title(f"daemon RSS ({doc['job']} jobs, streamed through SQS)")
     ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
 
 
 def main() -> None:
