@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     # Queues: "embedded" runs moto's SQS server on loopback; "aws" is real SQS, with
     # credentials, region and `AWS_ENDPOINT_URL_SQS` from the standard AWS chain.
     sqs: Literal["embedded", "aws"] = "embedded"
+    # How the per-job calls (receive, send, delete) reach SQS: "lean" is sandboxd's own
+    # signed JSON-over-HTTP/1.1 transport on kept connections (sandboxd/sqs_wire.py, a
+    # fraction of the CPU); "botocore" sends them through aioboto3 like every other call.
+    # "lean" falls back to aioboto3 where a proxy is configured for the endpoint.
+    sqs_client: Literal["lean", "botocore"] = "lean"
     # A fixed port, not 0: `sandboxd submit` finds the daemon's server by it.
     embedded_sqs_port: int = Field(default=9324, ge=1, le=65535)
     jobs_queue: str = "sandboxd-jobs"

@@ -37,6 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from sandboxd.config import Settings, env_name, is_queue_url
+from sandboxd.sqs_wire import Credentials, SqsWire, proxied
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,16 @@ _THROTTLING_CODES = frozenset(
 # Attributes every received message carries; SentTimestamp lets the daemon measure queue
 # wait, ApproximateReceiveCount tells it how close a job is to the dead-letter queue.
 _MESSAGE_ATTRIBUTES = ["ApproximateReceiveCount", "SentTimestamp"]
+
+# The per-job operations, by their aioboto3 method names.
+_SNAKE = {
+    "ReceiveMessage": "receive_message",
+    "SendMessage": "send_message",
+    "DeleteMessage": "delete_message",
+    "ChangeMessageVisibility": "change_message_visibility",
+    "SendMessageBatch": "send_message_batch",
+    "DeleteMessageBatch": "delete_message_batch",
+}
 
 # How long after its long poll should have ended `QueueClient` waits, on close, for a
 # receive that was cancelled mid-poll to come back so it can release what it took.
@@ -616,6 +627,8 @@ class QueueClient:
         self._urls: dict[str, str] = {}
         self._stack: AsyncExitStack | None = None
         self._client: Any = None
+        # The per-job calls' transport (None: they go through aioboto3 too).
+        self._wire: SqsWire | None = None
         # Receives cancelled mid-poll, each with the loop time by which its poll has ended.
         self._abandoned: dict[asyncio.Task[None], float] = {}
 
@@ -638,7 +651,36 @@ class QueueClient:
         stack = AsyncExitStack()
         self._client = await stack.enter_async_context(_session().client("sqs", **kwargs))
         self._stack = stack
+        endpoint = str(self._client.meta.endpoint_url)
+        if self._settings.sqs_client == "lean" and (loopback or not proxied(endpoint)):
+            self._wire = SqsWire(
+                endpoint,
+                self._settings.region,
+                self._static_credentials if loopback else self._chain_credentials,
+                connect_timeout=5,
+                read_timeout=60,
+                max_connections=self._max_connections,
+            )
+            stack.push_async_callback(self._wire.close)
         return self
+
+    @staticmethod
+    async def _static_credentials() -> Credentials:
+        return Credentials(EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY)
+
+    async def _chain_credentials(self) -> Credentials:
+        """The standard chain's credentials, as the aioboto3 client uses (refreshed by
+        the provider when they near their expiry)."""
+        found = await _session().get_credentials()
+        if found is None:
+            raise QueueError("no AWS credentials found (the standard AWS credential chain)")
+        frozen = await found.get_frozen_credentials()
+        return Credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+    @property
+    def transport(self) -> str:
+        """What the per-job calls go through: "lean" or "botocore"."""
+        return "lean" if self._wire is not None else "botocore"
 
     async def __aexit__(
         self,
@@ -649,7 +691,7 @@ class QueueClient:
         try:
             await self._settle_abandoned()
         finally:
-            stack, self._stack, self._client = self._stack, None, None
+            stack, self._stack, self._client, self._wire = self._stack, None, None, None
             if stack is not None:
                 await stack.aclose()
 
@@ -671,6 +713,16 @@ class QueueClient:
                 "reappears after its visibility timeout",
                 len(pending),
             )
+
+    def _per_job(self, operation: str, params: dict[str, Any]) -> Callable[[], Awaitable[Any]]:
+        """The call for one of the per-job operations: through the lean transport when it
+        is on, else aioboto3's method of the same name (same parameters, same answer)."""
+        client = self._open()
+        wire = self._wire
+        if wire is not None:
+            return lambda: wire.call(operation, params)
+        method = getattr(client, _SNAKE[operation])
+        return lambda: method(**params)
 
     def _open(self) -> Any:
         if self._client is None:
@@ -716,20 +768,15 @@ class QueueClient:
             raise ValueError(f"wait_seconds must be 0..20, not {wait_seconds}")
         if not 0 <= visibility_timeout <= 43200:
             raise ValueError(f"visibility_timeout must be 0..43200, not {visibility_timeout}")
-        client = self._open()
+        params = {
+            "QueueUrl": queue_url,
+            "MaxNumberOfMessages": max_messages,
+            "WaitTimeSeconds": wait_seconds,
+            "VisibilityTimeout": visibility_timeout,
+            "MessageSystemAttributeNames": _MESSAGE_ATTRIBUTES,
+        }
         request = asyncio.ensure_future(
-            self._call(
-                "ReceiveMessage",
-                queue_url,
-                lambda: client.receive_message(
-                    QueueUrl=queue_url,
-                    MaxNumberOfMessages=max_messages,
-                    WaitTimeSeconds=wait_seconds,
-                    VisibilityTimeout=visibility_timeout,
-                    MessageSystemAttributeNames=_MESSAGE_ATTRIBUTES,
-                ),
-                1,
-            )
+            self._call("ReceiveMessage", queue_url, self._per_job("ReceiveMessage", params), 1)
         )
         try:
             response = await asyncio.shield(request)
@@ -782,37 +829,30 @@ class QueueClient:
         """
         if attempts < 1:
             raise ValueError(f"attempts must be at least 1, not {attempts}")
-        client = self._open()
-        body = sqs_safe(body)
+        params = {"QueueUrl": queue_url, "MessageBody": sqs_safe(body)}
         sent = await self._call(
-            "SendMessage",
-            queue_url,
-            lambda: client.send_message(QueueUrl=queue_url, MessageBody=body),
-            attempts,
+            "SendMessage", queue_url, self._per_job("SendMessage", params), attempts
         )
         return str(sent["MessageId"])
 
     async def delete(self, queue_url: str, receipt_handle: str) -> None:
         """Delete a received message, so it is never delivered again."""
-        client = self._open()
-        await self._call(
-            "DeleteMessage",
-            queue_url,
-            lambda: client.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt_handle),
-            3,
-        )
+        params = {"QueueUrl": queue_url, "ReceiptHandle": receipt_handle}
+        await self._call("DeleteMessage", queue_url, self._per_job("DeleteMessage", params), 3)
 
     async def change_visibility(self, queue_url: str, receipt_handle: str, seconds: int) -> None:
         """Hide a received message for `seconds` more from now (0: visible at once)."""
         if not 0 <= seconds <= 43200:
             raise ValueError(f"seconds must be 0..43200, not {seconds}")
-        client = self._open()
+        params = {
+            "QueueUrl": queue_url,
+            "ReceiptHandle": receipt_handle,
+            "VisibilityTimeout": seconds,
+        }
         await self._call(
             "ChangeMessageVisibility",
             queue_url,
-            lambda: client.change_message_visibility(
-                QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
-            ),
+            self._per_job("ChangeMessageVisibility", params),
             3,
         )
 

@@ -39,9 +39,14 @@ from sandboxd.sqs import (
 )
 
 
-@pytest.fixture
-async def queue(sqs_server: EmbeddedSQS, sqs_settings: Settings) -> AsyncIterator[QueueClient]:
-    async with QueueClient(sqs_settings, sqs_server.endpoint_url, backoff_base=0.01) as client:
+@pytest.fixture(params=["lean", "botocore"])
+async def queue(
+    request: pytest.FixtureRequest, sqs_server: EmbeddedSQS, sqs_settings: Settings
+) -> AsyncIterator[QueueClient]:
+    """The client, once with each transport of the per-job calls."""
+    settings = sqs_settings.model_copy(update={"sqs_client": request.param})
+    async with QueueClient(settings, sqs_server.endpoint_url, backoff_base=0.01) as client:
+        assert client.transport == request.param
         yield client
 
 
