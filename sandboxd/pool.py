@@ -116,6 +116,9 @@ class _LanguagePool:
         self.recycling = 0
         self.changed = asyncio.Condition()
         self.last_error: str | None = None
+        # Jobs waiting for a sandbox, first come first served: a sandbox made idle is
+        # handed to the first of them directly (waking one, not every waiter to look).
+        self.waiters: deque[asyncio.Future[Sandbox]] = deque()
 
     @property
     def total(self) -> int:
@@ -176,23 +179,50 @@ class _LanguagePool:
             if self.owner.closing:
                 self.owner.spawn(box.destroy())
             else:
-                self.idle.append(box)
+                self.give(box)
             self.changed.notify_all()
+
+    def _take(self, box: Sandbox) -> Sandbox:
+        self.busy += 1
+        box.acquired = time.monotonic()
+        return box
+
+    def give(self, box: Sandbox) -> None:
+        """A sandbox ready for a job: to the first waiting job, else idle."""
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(self._take(box))
+                return
+        self.idle.append(box)
+
+    def fail_waiters(self, why: str) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(SandboxError(why))
 
     async def acquire(self) -> Sandbox:
         self.owner.arrived(self.spec.pool)
         try:
-            async with self.changed:
-                while True:
-                    if self.owner.closing:
-                        raise SandboxError("the pool is shutting down")
-                    if self.idle:
-                        box = self.idle.popleft()
-                        self.busy += 1
-                        box.acquired = time.monotonic()
-                        return box
-                    self.refill()
-                    await self.changed.wait()
+            if self.owner.closing:
+                raise SandboxError("the pool is shutting down")
+            if self.idle and not self.waiters:
+                return self._take(self.idle.popleft())
+            self.refill()
+            waiter: asyncio.Future[Sandbox] = asyncio.get_running_loop().create_future()
+            self.waiters.append(waiter)
+            try:
+                return await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                    # Handed a sandbox just as it was cancelled: to the next job instead.
+                    self.busy -= 1
+                    self.give(waiter.result())
+                else:
+                    with contextlib.suppress(ValueError):
+                        self.waiters.remove(waiter)
+                raise
         except BaseException:  # cancelled while waiting, or closing: it holds nothing
             self.owner.gave_up(self.spec.pool)
             raise
@@ -219,7 +249,7 @@ class _LanguagePool:
         async with self.changed:
             self.recycling -= 1
             if reason is None and not self.owner.closing and self.total < self.target:
-                self.idle.append(box)
+                self.give(box)
             elif reason is None and not self.owner.closing:
                 self.owner.spawn(box.destroy())  # more than the target: given back
             else:
@@ -445,6 +475,7 @@ class Pool:
             async with pool.changed:
                 while pool.idle:
                     self.spawn(pool.idle.popleft().destroy())
+                pool.fail_waiters("the pool is shutting down")
                 pool.changed.notify_all()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import aiodocker
@@ -15,9 +16,10 @@ from hypothesis import strategies as st
 
 from sandboxd.capacity import DEFAULT_WARM_BYTES, Demand, HostCapacity, Target, plan
 from sandboxd.jobs import RunContext, execute
+from sandboxd.limits import Limits
 from sandboxd.models import Verdict
 from sandboxd.pool import Pool, PoolConfig
-from sandboxd.sandbox import SandboxSpec
+from sandboxd.sandbox import SandboxError, SandboxSpec
 from tests.conftest import TEST_HOST_ID, make_job
 
 GIB = 1 << 30
@@ -196,3 +198,59 @@ async def test_a_job_cancelled_while_waiting_holds_no_demand(
         await _until(lambda: pool.demand["python"].held == 0)
     finally:
         await pool.close()
+
+
+# -- handing sandboxes to waiting jobs (pure: no sandbox is started at size 0) --------
+
+
+def _bare_pool() -> Any:
+    spec = SandboxSpec("python", "none", (), {}, Limits())
+    pool = Pool(None, {"python": spec}, PoolConfig(size=0, spares=0))  # type: ignore[arg-type]
+    return pool._pools["python"]
+
+
+async def test_a_released_sandbox_goes_to_the_first_waiting_job() -> None:
+    """First come, first served, one wake-up per sandbox (no waiter wakes to find none);
+    a waiter cancelled before its turn is skipped."""
+    lp = _bare_pool()
+    first, second = SimpleNamespace(acquired=0.0), SimpleNamespace(acquired=0.0)
+    a = asyncio.create_task(lp.acquire())
+    b = asyncio.create_task(lp.acquire())
+    c = asyncio.create_task(lp.acquire())
+    await asyncio.sleep(0)
+    assert len(lp.waiters) == 3
+    a.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await a
+    lp.give(first)
+    lp.give(second)
+    assert await b is first and await c is second
+    assert lp.busy == 2 and not lp.idle and not lp.waiters
+    assert lp.owner.demand["python"].held == 2  # the cancelled one holds nothing
+
+
+async def test_a_sandbox_handed_to_a_job_cancelled_that_moment_goes_to_the_next() -> None:
+    lp = _bare_pool()
+    box = SimpleNamespace(acquired=0.0)
+    a = asyncio.create_task(lp.acquire())
+    b = asyncio.create_task(lp.acquire())
+    await asyncio.sleep(0)
+    lp.give(box)  # a has it, but has not run yet...
+    a.cancel()  # ...and is cancelled before it does
+    with pytest.raises(asyncio.CancelledError):
+        await a
+    assert await b is box
+    assert lp.busy == 1 and not lp.idle
+
+
+async def test_an_idle_sandbox_is_taken_at_once_and_waiters_fail_on_close() -> None:
+    lp = _bare_pool()
+    box = SimpleNamespace(acquired=0.0)
+    lp.give(box)
+    assert list(lp.idle) == [box]
+    assert await lp.acquire() is box
+    waiting = asyncio.create_task(lp.acquire())
+    await asyncio.sleep(0)
+    await lp.owner.close()
+    with pytest.raises(SandboxError, match="shutting down"):
+        await waiting
