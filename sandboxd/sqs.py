@@ -86,15 +86,6 @@ _SNAKE = {
 # receive that was cancelled mid-poll to come back so it can release what it took.
 _ABANDONED_SLACK_SECONDS = 5.0
 
-# The moto server with werkzeug's per-request access log off: a daemon long-polling all day
-# would otherwise fill its log with one line per request. Errors are still logged.
-_MOTO_MAIN = (
-    "import logging, sys; "
-    "logging.getLogger('werkzeug').setLevel(logging.WARNING); "
-    "from moto.server import main; "
-    "main(sys.argv[1:])"
-)
-
 # A DLQ keeps its messages for SQS's maximum (14 days), so poison jobs can be inspected
 # long after their first delivery.
 _DLQ_RETENTION_SECONDS = 14 * 24 * 3600
@@ -352,7 +343,9 @@ class EmbeddedSQS:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError):
             return False
-        ours = port == self._requested_port and b"moto.server" in b" ".join(cmdline)
+        # Ours, or one an older sandboxd started (`python -c "... moto.server ..."`).
+        named = b"sandboxd.embedded_sqs_server" in cmdline or b"moto.server" in b" ".join(cmdline)
+        ours = port == self._requested_port and named
         if not ours or str(port).encode() not in cmdline or not _answers(port):
             return False
         self._adopted, self._port = pid, port
@@ -438,7 +431,15 @@ class EmbeddedSQS:
             return
 
     def _spawn(self, port: int) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-c", _MOTO_MAIN, "-H", LOOPBACK, "-p", str(port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "sandboxd.embedded_sqs_server",
+            "-H",
+            LOOPBACK,
+            "-p",
+            str(port),
+        ]
         if self._log_path is None:
             return subprocess.Popen(
                 cmd,
