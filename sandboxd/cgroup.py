@@ -174,9 +174,13 @@ class Cgroup:
 
     def reset_peak(self) -> None:
         """Start a new peak-memory measurement (v1 only; v2 keeps the container's peak)."""
-        if self.version == 1:
+        if self.version == 1 and self._f_peak is not None:
             with contextlib.suppress(OSError):
-                (self.memory / "memory.max_usage_in_bytes").write_text("0")
+                fd = os.open(self._f_peak, os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.write(fd, b"0")
+                finally:
+                    os.close(fd)
 
     def procs(self) -> set[int]:
         """PIDs (host namespace) of every process in the cgroup."""

@@ -24,6 +24,14 @@ def size(result: Result) -> int:
     return len(result.to_json().encode("utf-8"))
 
 
+def approx_size(result: Result) -> int:
+    """Roughly its JSON's length, without serialising it: its texts and a little per test."""
+    n = len(result.message) + len(result.stdout) + len(result.stderr) + 1024
+    for t in result.tests:
+        n += 64 + len(t.name) + len(t.message or "") + len(t.output or "") + len(t.test_code or "")
+    return n
+
+
 def fit_json(result: Result, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     """The JSON body of `result`, cut (see `fit`) when it would not fit in `max_bytes`.
     A result that fits, nearly every one, is serialised exactly once."""

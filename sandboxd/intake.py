@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sandboxd import offload
 from sandboxd.config import Settings
 from sandboxd.events import EventHub, EventStream
-from sandboxd.fit import fit_json
+from sandboxd.fit import approx_size, fit_json
 from sandboxd.jobs import RunContext, execute, rejected
 from sandboxd.metrics import Metrics
 from sandboxd.models import Event, Job, JobRejected, Result, Verdict, parse_job
@@ -485,7 +486,7 @@ class Intake:
     ) -> str | None:
         """Store, send, then delete: the order that makes a crash lose nothing. The body
         sent, or None when SQS refused it for good and the message went back."""
-        body = await asyncio.to_thread(fit_json, result)  # big results: off the event loop
+        body = await offload.blocking(approx_size(result), fit_json, result)  # big: off the loop
         if result.status is not Verdict.REJECTED:
             # Rejections are not stored: the same id may come back as a valid job.
             try:

@@ -5,7 +5,6 @@ Shared by `sandboxd run` and the daemon, so both give the same verdict for the s
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import time
@@ -15,6 +14,7 @@ from typing import Literal
 
 from pydantic import JsonValue
 
+from sandboxd import offload
 from sandboxd.limits import DEFAULT_MAXIMA, Limits, clamp
 from sandboxd.models import Job, Resources, Result, Timing, Verdict
 from sandboxd.pool import Pool
@@ -120,8 +120,9 @@ async def execute(
             host=ctx.host,
             metadata=job.metadata,
         )
-    # Parsing a results.json of up to 8 MB is kept off the event loop.
-    ev, report = await asyncio.to_thread(evidence_of, job, limits, out)
+    # Parsing a results.json of up to 8 MB is kept off the event loop; a small one is not.
+    size = len(out.results or b"") + len(out.stdout) + len(out.stderr)
+    ev, report = await offload.blocking(size, evidence_of, job, limits, out)
     verdict, message = decide(ev)
     total_ms = int((time.monotonic() - t0) * 1000) + queued_ms
     result = Result(

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import aiodocker
 
-from sandboxd import hostfs, namespaces
+from sandboxd import hostfs, namespaces, offload
 from sandboxd.cgroup import Cgroup, CgroupError, Counters
 from sandboxd.limits import Limits
 from sandboxd.models import Job
@@ -281,7 +281,7 @@ class Sandbox:
             raise SandboxError("the pool gave a sandbox with the wrong disk limit")
         self.jobs_run += 1
         await self._apply_limits(limits)
-        await asyncio.to_thread(self._place_files, job)
+        await offload.blocking(sum(len(f.content) for f in job.files), self._place_files, job)
         try:
             before = self.cgroup.counters()
             self.cgroup.reset_peak()
@@ -293,7 +293,7 @@ class Sandbox:
             warm = await self._start(job)
             if warm:
                 self.warm_jobs += 1
-            end = await self._supervise(limits, out, on_output, started)
+            end = await self._supervise(limits, out, on_output, started, before.cpu_ns)
         except SupervisorError as exc:
             self.retire_reason = Retirement(RetireReason.SUPERVISION, str(exc))
             raise SandboxError(f"the sandbox's supervisor failed: {exc}") from None
@@ -319,12 +319,21 @@ class Sandbox:
             out.exit_code, out.signal = end.code, end.signal
             if job.command is None:
                 out.runner_finished = end.finished if warm else end.code == 0
-        await asyncio.to_thread(self._check_disk, job, out, warm)
+        # Two statvfs calls; a cold runner's results.json (up to 8 MiB) is read in a thread.
+        reads_results = job.command is None and not warm and out.runner_finished
+        await offload.blocking(
+            RESULTS_CAP if reads_results else 0, self._check_disk, job, out, warm
+        )
         self.retire_reason = self.retire_reason or out.limit_retirement()
         return out
 
     async def _supervise(
-        self, limits: Limits, out: Outcome, on_output: OutputSink | None, started: float
+        self,
+        limits: Limits,
+        out: Outcome,
+        on_output: OutputSink | None,
+        started: float,
+        cpu_base: int,
     ) -> Exit | None:
         """Read the supervisor's messages until the job's end; stop it at a limit.
 
@@ -336,10 +345,6 @@ class Sandbox:
         wall_end = started + limits.wall_seconds
         kill_end: float | None = None
         limit_ns = int(limits.cpu_seconds * 1e9)
-        try:
-            cpu_base = self.cgroup.cpu_ns()
-        except CgroupError as exc:
-            raise SandboxError(str(exc)) from None
         next_cpu = time.monotonic() + CPU_POLL_S
         report: bytes | None = None
         while True:
