@@ -50,6 +50,9 @@ LEFTOVER_DELETE_S = 30.0
 # How often demand is looked at again without any job arriving or ending (a language
 # whose jobs stopped turns cold and gives its sandboxes back).
 REPLAN_S = 5.0
+# Arrivals and ends replan at most this often (a burst's every job need not), except
+# when a language holds more jobs than its slots: then at once.
+REPLAN_MIN_S = 0.25
 # A job's memory limit must leave at least this beside what a warm sandbox holds, or the
 # job gets a cold sandbox of its own (see Pool.sandbox).
 WARM_HEADROOM_BYTES = 16 << 20
@@ -294,6 +297,8 @@ class Pool:
         self._warm_bytes: dict[str, int] = {}
         self._closed = asyncio.Event()
         self._targets: dict[str, Target] = {}
+        self._last_plan = time.monotonic()
+        self._replan_pending: asyncio.TimerHandle | None = None
         self._plan()
 
     # -- capacity ---------------------------------------------------------------------
@@ -316,7 +321,9 @@ class Pool:
 
     def replan(self) -> None:
         """Size the pools from demand again; start what is now missing, give back what
-        is now too much. Cheap (a handful of languages): called on every arrival and end."""
+        is now too much. Cheap (a handful of languages), yet arrivals and ends call it
+        through `_replan_soon`, which runs it at most every REPLAN_MIN_S."""
+        self._last_plan = time.monotonic()
         if not self._plan():
             return
         for pool in self._pools.values():
@@ -332,22 +339,42 @@ class Pool:
         self._targets = plan(host, self._pools, demand, fixed, self._warm_bytes)
         return True
 
+    def _replan_soon(self, urgent: bool = False) -> None:
+        if not self.config.planned:
+            return
+        wait = self._last_plan + REPLAN_MIN_S - time.monotonic()
+        if urgent or wait <= 0:
+            if self._replan_pending is not None:
+                self._replan_pending.cancel()
+                self._replan_pending = None
+            self.replan()
+            return
+        if self._replan_pending is not None:
+            return
+
+        def later() -> None:
+            self._replan_pending = None
+            if not self.closing:
+                self.replan()
+
+        self._replan_pending = asyncio.get_running_loop().call_later(wait, later)
+
     def arrived(self, name: str) -> None:
         d = self.demand[name]
         d.arrived()
         d.held += 1
-        self.replan()
+        self._replan_soon(urgent=self.config.planned and d.held > self.target_of(name).slots)
 
     def held(self, name: str, seconds: float) -> None:
         d = self.demand[name]
         d.held = max(0, d.held - 1)
         d.observed_hold(seconds)
-        self.replan()
+        self._replan_soon()
 
     def gave_up(self, name: str) -> None:
         d = self.demand[name]
         d.held = max(0, d.held - 1)
-        self.replan()
+        self._replan_soon()
 
     def measured_warm(self, name: str, usage: int) -> None:
         if usage > self._warm_bytes.get(name, 0):
@@ -471,6 +498,9 @@ class Pool:
         """Stop refilling, destroy every sandbox, wait for background work."""
         self.closing = True
         self._closed.set()
+        if self._replan_pending is not None:
+            self._replan_pending.cancel()
+            self._replan_pending = None
         for pool in self._pools.values():
             async with pool.changed:
                 while pool.idle:
