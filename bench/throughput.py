@@ -18,18 +18,22 @@ this bench client, and the whole machine (/proc/stat); the CPU goals are judged 
 rounds pooled, which with 3 rounds of 200 includes one sandbox replacement per 200 jobs,
 as in steady state. The daemon's SQS calls per job are counted too. Then, with --sweep,
 the three again for each number of slots K (SANDBOXD_POOL_SIZES=python=K, the bare host
-K at once).
+K at once). With --baseline REV, each round's SQS burst is run once more by REV's daemon
+(its sandboxd from `git archive`, the same images, queue server and instrumentation):
+the before and after of a change to the daemon, in one run.
 
 Bounded: N jobs (default 200) per burst, each burst stops at --deadline seconds
 (default 300) and reports how far it got.
 
     python bench/throughput.py [-n 200] [--rounds 1] [--sweep 1,2,3,4] [--sweep-n 60]
                                [--json bench/data/throughput.json] [--profile OUT]
+                               [--baseline REV]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import time
@@ -42,6 +46,7 @@ from common import (
     CpuMeter,
     CpuSplit,
     WarmPool,
+    baseline_checkout,
     boto3_client,
     machine_cpu_s,
     moto_server,
@@ -171,14 +176,21 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=300.0, help="seconds per burst")
     parser.add_argument("--json", type=Path, help="write the figures here (for plot.py)")
     parser.add_argument("--profile", type=Path, help="cProfile the daemon into this file")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run each round's SQS burst with REV's daemon (git archive), for an A/B",
+    )
     args = parser.parse_args()
     stop_on_sigterm()
     cores = os.cpu_count() or 1
     rows: dict[str, list[dict[str, Any]]] = {"bare host": [], "in-process": [], "through SQS": []}
     sweep: list[dict[str, Any]] = []
+    baseline_rows: list[dict[str, Any]] = []
 
-    with tmpdir() as tmp_name:
+    with tmpdir() as tmp_name, contextlib.ExitStack() as stack:
         tmp = Path(tmp_name)
+        old = stack.enter_context(baseline_checkout(args.baseline)) if args.baseline else None
         host = BareHost(tmp / "files")
         with moto_server(tmp) as server:
             client = boto3_client(server.endpoint_url)
@@ -198,6 +210,12 @@ def main() -> None:
                     rows["through SQS"].append(
                         sqs_burst(client, served, server.pid, args.n, args.deadline, True)
                     )
+                    if old is not None:
+                        with serve(client, server.endpoint_url, tmp, args.slots, None, old) as was:
+                            sqs_burst(client, was, server.pid, 2 * args.slots, args.deadline, False)
+                            baseline_rows.append(
+                                sqs_burst(client, was, server.pid, args.n, args.deadline, True)
+                            )
             for k in [int(x) for x in args.sweep.split(",") if x]:
                 print(f"sweep: {k} slots...", flush=True)
                 row: dict[str, Any] = {"slots": k}
@@ -277,6 +295,16 @@ def main() -> None:
     if hot:
         print(f"  (bursts with no sandbox replaced: {statistics.median(hot):.1f} ms, median)")
 
+    if baseline_rows:
+        key = "daemon (sandboxd serve, children included)"
+        print(f"\nA/B through SQS, the same bursts, {args.baseline} against this checkout:")
+        print(f"{'daemon':<22} {'jobs/s':>7} {'daemon CPU ms/job':>18} {'SQS calls/job':>14}")
+        for label, runs in ((args.baseline[:12], baseline_rows), ("this checkout", sqs_rows)):
+            for r in runs:
+                ms = r["split"].per_job_ms(r["done"])[key]
+                calls = sum(r["daemon_sqs_calls"].values()) / max(1, r["done"])
+                print(f"{label:<22} {r['rate']:>7.2f} {ms:>18.1f} {calls:>14.2f}")
+
     if sweep:
         print(f"\njobs/s against job slots ({args.sweep_n} jobs per burst):")
         print(f"{'slots':>5} {'bare host':>10} {'in-process':>11} {'through SQS':>12}")
@@ -286,7 +314,7 @@ def main() -> None:
                 f"{row['through SQS']:>12.2f}"
             )
 
-    for r in rows["through SQS"]:
+    for r in rows["through SQS"] + baseline_rows:
         r["split"] = r["split"].__dict__
     save_json(
         args.json,
@@ -297,6 +325,7 @@ def main() -> None:
             "cpu_per_job_ms": per_job,
             "sweep_n": args.sweep_n,
             "sweep": sweep,
+            "baseline": {"rev": args.baseline, "through SQS": baseline_rows},
         },
     )
 

@@ -21,6 +21,7 @@ run and the reset) — within that capacity:
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -46,6 +47,7 @@ def default_slots() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+@functools.cache
 def default_warm_memory_bytes() -> int:
     """A quarter of the host's memory for sandboxes waiting for jobs."""
     try:

@@ -114,6 +114,12 @@ class ResultStore:
         return json.dumps(stored, separators=(",", ":"), ensure_ascii=False)
 
     def put(self, job_id: str, body: str) -> None:
+        if self.write(job_id, body):
+            self.prune()
+
+    def write(self, job_id: str, body: str) -> bool:
+        """Keep `body` (memory, and the directory if any); whether a prune is due now
+        (now and then: the caller runs `prune`, a directory scan, where it may block)."""
         old = self._memory.pop(job_id, None)
         if old is not None:
             self._memory_bytes -= len(old)
@@ -125,22 +131,21 @@ class ResultStore:
             _, dropped = self._memory.popitem(last=False)
             self._memory_bytes -= len(dropped)
         if self._dir is None:
-            return
+            return False
         path = self._path(job_id)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(body, "utf-8")
         os.replace(tmp, path)
-        self._prune()
+        return random.random() <= 0.01
 
-    def _prune(self) -> None:
+    def prune(self) -> None:
         """Drop the oldest files beyond `max_entries`, now and then (amortised).
 
         The directory is counted without a list of it, and only the files to drop are
         kept while it is read: listing and sorting all of its up to 10,000 files raised
         the daemon's memory high-water mark with every file, and it stayed raised.
         """
-        assert self._dir is not None
-        if random.random() > 0.01:
+        if self._dir is None:
             return
         with os.scandir(self._dir) as entries:
             excess = sum(1 for e in entries if e.name.endswith(".json")) - self._max
@@ -490,7 +495,10 @@ class Intake:
         if result.status is not Verdict.REJECTED:
             # Rejections are not stored: the same id may come back as a valid job.
             try:
-                await asyncio.to_thread(self.store.put, result.id, body)
+                # A small file written to the page cache: inline; the now-and-then
+                # scan of the directory for files beyond its bound: in a thread.
+                if await offload.blocking(len(body), self.store.write, result.id, body):
+                    await asyncio.to_thread(self.store.prune)
             except OSError as exc:
                 # The store only spares a redelivery a second run; the answer goes out.
                 log.warning("job %s: result not stored: %s", result.id, exc)
