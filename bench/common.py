@@ -631,6 +631,7 @@ class CpuMeter:
         self.cg_root, self.cg_version = root
         self._procs: dict[tuple[int, int], tuple[str, _Track]] = {}
         self._cgroups: dict[str, _Track] = {}
+        self._cgroups_now: set[str] = set()  # the containers' cgroups at the last sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._samples = 0
@@ -653,12 +654,26 @@ class CpuMeter:
             if got is None:
                 continue
             cpu, start = got
-            key = (pid, start)
-            if key in self._procs:
-                self._procs[key][1].last = cpu
-            else:
-                self._procs[key] = (role, _Track(cpu, cpu, born_inside=not first))
+            readings = [(role, (pid, start), cpu)]
+            if role.startswith("shim:"):
+                # A shim's reaped children are runc (engine work) and, once the
+                # container ends, its init with everything it reaped: the sandbox's
+                # whole life, already counted in its cgroup. Kept apart (see stop()).
+                own = proc_cpu_s(pid, children=False)
+                if own is None:
+                    continue
+                readings = [
+                    (role, (pid, start), own[0]),
+                    ("kids" + role, (-pid, start), cpu - own[0]),
+                ]
+            for name, key, value in readings:
+                if key in self._procs:
+                    self._procs[key][1].last = value
+                else:
+                    self._procs[key] = (name, _Track(value, value, born_inside=not first))
+        self._cgroups_now = set()
         for cid, cpu in containers_cpu_s(self.cg_root, self.cg_version).items():
+            self._cgroups_now.add(cid)
             self.owners.ours(cid)  # learnt while its record exists
             if cid in self._cgroups:
                 self._cgroups[cid].last = cpu
@@ -696,11 +711,19 @@ class CpuMeter:
                 daemon_loop += track.used
             elif role == "sqs":
                 sqs += track.used
-            elif role.startswith("shim:"):
-                if self.owners.ours(role[5:]):
-                    engine["shims (our containers)"] += track.used
+            elif role.startswith(("shim:", "kidsshim:")):
+                cid = role.split(":", 1)[1]
+                used = track.used
+                if role.startswith("kids"):
+                    # Less the life of a container that ended in the window (its init's
+                    # CPU, reaped by the shim): what is left is runc's.
+                    ended = self._cgroups.get(cid)
+                    if ended is not None and cid not in self._cgroups_now:
+                        used = max(0.0, used - ended.last)
+                if self.owners.ours(cid):
+                    engine["shims (our containers)"] += used
                 else:
-                    other_shims += track.used
+                    other_shims += used
             else:
                 engine[role] += track.used
         if other_shims:
