@@ -244,14 +244,14 @@ class DaemonProcess:
 
 def end_embedded_server(state_dir: Path) -> None:
     """SIGKILL the embedded SQS server a daemon of ours recorded in `state_dir`, if that
-    pid is still a moto server (a pid can be reused)."""
+    pid is still an embedded SQS server (a pid can be reused)."""
     pid_file = state_dir / "embedded-sqs.pid"
     try:
         pid = int(pid_file.read_text().split()[0])
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError, IndexError):
         return
-    if b"moto.server" in cmdline:
+    if b"sandboxd.embedded_sqs_server" in cmdline or b"moto.server" in cmdline:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
 
