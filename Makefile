@@ -51,6 +51,7 @@ test: lint typecheck engine images
 bench: setup
 	$(BIN)/python bench/warm_path.py
 	$(BIN)/python bench/sqs_path.py --json bench/data/latency.json
+	$(BIN)/python bench/sqs_calls.py --json bench/data/sqs_calls.json
 	$(BIN)/python bench/throughput.py --rounds 3 --sweep 1,2,3,4 --json bench/data/throughput.json
 	$(BIN)/python bench/rss.py --json bench/data/rss.json
 	$(BIN)/python bench/reset.py

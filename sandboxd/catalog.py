@@ -7,15 +7,14 @@ the label `sandboxd.language-config`, written at build time from
 
 from __future__ import annotations
 
-import json
 from typing import Any, Protocol
 
 import aiodocker
 
 from sandboxd.images import LABEL_CONFIG, LABEL_IMAGE, REPO_PREFIX, languages
+from sandboxd.language import LanguageConfigError, parse_config
 from sandboxd.limits import DEFAULT_MAXIMA, Limits, clamp
-from sandboxd.models import LimitsRequest
-from sandboxd.sandbox import RunnerMode, SandboxSpec
+from sandboxd.sandbox import SandboxSpec
 
 
 class UnknownLanguage(LookupError):
@@ -47,11 +46,6 @@ def image_for(language: str) -> str:
     return f"{REPO_PREFIX}/{language}:latest"
 
 
-def _runner_mode(config: dict[str, Any]) -> RunnerMode:
-    """`runner_mode` of a language's config: `cold` when it says none."""
-    return RunnerMode(config.get("runner_mode", RunnerMode.COLD.value))
-
-
 def spec_from_labels(
     pool: str, image: str, labels: dict[str, str], maxima: Limits = DEFAULT_MAXIMA
 ) -> SandboxSpec:
@@ -59,15 +53,17 @@ def spec_from_labels(
     raw = labels.get(LABEL_CONFIG)
     if raw is None:
         raise UnknownLanguage(f"image {image} has no {LABEL_CONFIG} label")
-    config: dict[str, Any] = json.loads(raw)
-    limits = clamp(LimitsRequest(**config.get("limits", {})), maxima=maxima)
+    try:
+        config = parse_config(raw, f"image {image}, label {LABEL_CONFIG}")
+    except LanguageConfigError as exc:
+        raise UnknownLanguage(f"{exc} (rebuild the image with this sandboxd)") from None
     return SandboxSpec(
         pool=pool,
         image=image,
-        runner=tuple(config.get("runner", ["/opt/sandboxd/runner/run"])),
-        env={str(k): str(v) for k, v in config.get("env", {}).items()},
-        limits=limits,
-        runner_mode=_runner_mode(config),
+        runner=tuple(config.runner),
+        env=dict(config.env),
+        limits=clamp(config.limits, maxima=maxima),
+        runner_mode=config.runner_mode,
     )
 
 
@@ -94,3 +90,25 @@ async def load_spec(
         limits=spec.limits,
         runner_mode=spec.runner_mode,
     )
+
+
+async def load_image_spec(
+    docker: ImageSource, ref: str, maxima: Limits = DEFAULT_MAXIMA
+) -> SandboxSpec:
+    """The spec of any image carrying a language config (`sandboxd check-image IMAGE`):
+    its pool is named by the config's language, pinned to the image's id."""
+    try:
+        info = await docker.images.inspect(ref)
+    except aiodocker.DockerError:
+        raise UnknownLanguage(f"no image {ref!r} in the engine (build or load it first)") from None
+    labels = (info.get("Config") or {}).get("Labels") or {}
+    raw = labels.get(LABEL_CONFIG)
+    if raw is None:
+        raise UnknownLanguage(
+            f"image {ref} has no {LABEL_CONFIG} label: not built from a sandboxd recipe"
+        )
+    try:
+        language = parse_config(raw, f"image {ref}, label {LABEL_CONFIG}").language
+    except LanguageConfigError as exc:
+        raise UnknownLanguage(str(exc)) from None
+    return spec_from_labels(language, str(info["Id"]), labels, maxima)

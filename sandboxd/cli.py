@@ -64,6 +64,83 @@ def _cmd_schemas(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- sandboxd check-image ---------------------------------------------------------------
+
+
+def _cmd_check_image(args: argparse.Namespace) -> int:
+    return asyncio.run(_check_image(args))
+
+
+async def _check_image(args: argparse.Namespace) -> int:
+    import aiodocker
+
+    from sandboxd.catalog import UnknownLanguage, load_image_spec, load_spec
+    from sandboxd.conformance import CaseError, find_cases, run_case
+    from sandboxd.images import project_root
+    from sandboxd.pool import Pool, PoolConfig
+
+    target: str = args.target
+    is_ref = ":" in target or "/" in target or target.startswith("sha256")
+    try:
+        docker = aiodocker.Docker()
+        await docker.version()
+    except Exception as exc:
+        raise InternalError(
+            f"cannot reach the Docker engine ({exc.__class__.__name__}: {exc}); "
+            "run `make setup` or start dockerd"
+        ) from None
+    try:
+        try:
+            spec = await (load_image_spec(docker, target) if is_ref else load_spec(docker, target))
+        except UnknownLanguage as exc:
+            raise UsageError(str(exc)) from None
+        language = spec.pool
+        fixtures = (
+            Path(args.fixtures)
+            if args.fixtures
+            else project_root() / "runners" / language / "fixtures"
+        )
+        try:
+            cases = find_cases(fixtures, language)
+        except CaseError as exc:
+            raise UsageError(str(exc)) from None
+        if not cases:
+            raise UsageError(f"no fixture cases in {fixtures}")
+        print(
+            f"check-image {target}: {language} ({spec.image[:19]}), "
+            f"{len(cases)} cases from {fixtures}"
+        )
+        pool = Pool(
+            docker, {language: spec}, PoolConfig(size=1), host_id=f"cli-{os.uname().nodename}"
+        )
+        conforming = 0
+        try:
+            await pool.start()
+            if not await pool.wait_warm(180):
+                raise InternalError(
+                    f"no sandbox of {language} started: {pool.last_error(language)}"
+                )
+            width = max(len(c.name) for c in cases)
+            for case in cases:
+                run = await run_case(pool, case)
+                conforming += run.ok
+                mark = "ok" if run.ok else "DIFFERS"
+                print(f"  {case.name:<{width}}  {mark:<7}  {run.summary()}  ({run.seconds:.2f} s)")
+                if not run.ok:
+                    for line in [
+                        *run.differences[:10],
+                        *([run.message] if run.verdict is not case.verdict else []),
+                    ]:
+                        print(f"  {'':<{width}}    {escape(line)}")
+        finally:
+            await _close(pool)
+        verdict = "conforms" if conforming == len(cases) else "does NOT conform"
+        print(f"{language}: {conforming} of {len(cases)} cases as expected: the image {verdict}")
+        return EXIT_OK if conforming == len(cases) else EXIT_NOT_PASSED
+    finally:
+        await docker.close()
+
+
 # -- sandboxd images --------------------------------------------------------------------
 
 
@@ -762,6 +839,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reply-queue", metavar="NAME|URL",
                    help="read the answer here (default: a temporary queue of its own)")  # fmt: skip
     p.set_defaults(func=_cmd_submit)
+
+    p = sub.add_parser(
+        "check-image",
+        help="run a language's golden fixtures against its image: does it conform?",
+        description=(
+            "Run every case of FIXTURES_DIR (default: runners/LANG/fixtures) against the "
+            "image, as tests-mode jobs through a warm sandbox, and compare verdict and "
+            "results with the case's. Exit 0 only if every case is as expected. "
+            "See docs/adding-a-language.md."
+        ),
+    )
+    p.add_argument(
+        "target",
+        metavar="LANG|IMAGE",
+        help="a language (its sandboxd/LANG image) or an image reference",
+    )
+    p.add_argument("fixtures", nargs="?", metavar="FIXTURES_DIR")
+    p.set_defaults(func=_cmd_check_image)
 
     p = sub.add_parser("schemas", help="write the wire contract's JSON Schemas")
     p.add_argument("--out", default="docs/schemas", help="directory (default: docs/schemas)")

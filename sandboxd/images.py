@@ -118,12 +118,21 @@ def language_recipe(language: str, root: Path | None = None) -> Recipe:
 
 
 def language_config(language: str, root: Path | None = None) -> dict[str, Any]:
+    """`images/<language>/language.json`, checked (ImageError saying what is wrong), as
+    the JSON object the image's label carries."""
+    from sandboxd.language import LanguageConfigError, parse_config
+
     root = root or project_root()
     path = root / "images" / language / "language.json"
     try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ImageError(f"cannot read {path}: {exc}") from None
+        config = parse_config(path.read_bytes(), str(path.relative_to(root)))
+    except OSError as exc:
+        raise ImageError(f"cannot read {path}: {exc.strerror}") from None
+    except LanguageConfigError as exc:
+        raise ImageError(str(exc)) from None
+    if config.language != language:
+        raise ImageError(f"{path}: says language {config.language!r}, in images/{language}/")
+    data: dict[str, Any] = config.model_dump(mode="json", exclude_none=True)
     return data
 
 

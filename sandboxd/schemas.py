@@ -6,12 +6,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
+from sandboxd.language import LanguageConfig
 from sandboxd.models import Event, Job, Result
 
-SCHEMAS: dict[str, type[Job] | type[Result] | type[Event]] = {
+SCHEMAS: dict[str, type[BaseModel]] = {
     "job.v1.schema.json": Job,
     "result.v1.schema.json": Result,
     "event.v1.schema.json": Event,
+    # images/<lang>/language.json, for image authors (docs/adding-a-language.md).
+    "language.v1.schema.json": LanguageConfig,
 }
 
 

@@ -7,14 +7,14 @@ same helpers serve to check the real image: run the case there, then `compare_re
 
 Regenerate the golden files (then read every diff: they are the spec):
 
-    /usr/bin/python3 tests/runner_fixtures.py [case ...]
+    .venv/bin/python tests/runner_fixtures.py [case ...]   (the runner itself runs with
+    the host's /usr/bin/python3, as the image's Debian python3)
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -25,21 +25,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sandboxd.conformance import (
+    CASE_NAME,
+    EXPECTED_NAME,
+    INPUT_DIR_TOKEN,
+    compare_results,
+    normalise,
+)
+
+__all__ = ["EXPECTED_NAME", "INPUT_DIR_TOKEN", "compare_results", "normalise"]
+
 REPO = Path(__file__).resolve().parent.parent
 RUNNER_DIR = REPO / "runners" / "python"
 RUNNER = RUNNER_DIR / "run"
 FIXTURES_DIR = RUNNER_DIR / "fixtures"
-EXPECTED_NAME = "expected_results.json"
 RESULTS_NAME = "results.json"
 HOST_PYTHON = "/usr/bin/python3"
-INPUT_DIR_TOKEN = "<input_dir>"
 RUN_TIMEOUT_SECONDS = 120
 JOB_UID = 10001
-
-# Object addresses in reprs (`<function f at 0x7f3a...>`) differ from run to run.
-_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
-_TEXT_FIELDS = ("message", "output")
-_MAX_DIFFERENCES = 50
 
 
 def fixture_cases() -> list[str]:
@@ -55,7 +58,8 @@ def load_expected(case: str) -> dict[str, Any]:
 
 def copy_exercise(case: str, dest: Path) -> Path:
     """Copy a case's exercise files (everything but the golden file) into `dest`."""
-    shutil.copytree(FIXTURES_DIR / case, dest, ignore=shutil.ignore_patterns(EXPECTED_NAME))
+    ignore = shutil.ignore_patterns(EXPECTED_NAME, CASE_NAME)
+    shutil.copytree(FIXTURES_DIR / case, dest, ignore=ignore)
     return dest
 
 
@@ -197,84 +201,6 @@ def read_results(output_dir: Path) -> dict[str, Any]:
     """The results.json the runner wrote."""
     data: dict[str, Any] = json.loads((output_dir / RESULTS_NAME).read_text("utf-8"))
     return data
-
-
-def normalise(results: dict[str, Any], input_dir: str | None = None) -> dict[str, Any]:
-    """A copy with what legitimately varies replaced: the input dir path, object addresses."""
-
-    def clean(text: str) -> str:
-        if input_dir:
-            text = text.replace(input_dir, INPUT_DIR_TOKEN)
-        return _ADDRESS.sub("0x…", text)
-
-    out = dict(results)
-    if isinstance(out.get("message"), str):
-        out["message"] = clean(out["message"])
-    tests = out.get("tests")
-    if isinstance(tests, list):
-        out["tests"] = [
-            {k: clean(v) if k in _TEXT_FIELDS and isinstance(v, str) else v for k, v in t.items()}
-            if isinstance(t, dict)
-            else t
-            for t in tests
-        ]
-    return out
-
-
-_ABSENT = object()
-
-
-def _show(value: object) -> str:
-    return "(absent)" if value is _ABSENT else repr(value)
-
-
-def _compare_fields(
-    where: str, actual: dict[str, Any], expected: dict[str, Any], skip: tuple[str, ...] = ()
-) -> list[str]:
-    diffs = []
-    for key in sorted(set(actual) | set(expected), key=lambda k: (k not in expected, k)):
-        if key in skip:
-            continue
-        got, want = actual.get(key, _ABSENT), expected.get(key, _ABSENT)
-        if got != want:
-            diffs.append(f"{where}{key}: expected {_show(want)}, got {_show(got)}")
-    return diffs
-
-
-def compare_results(
-    actual: dict[str, Any], expected: dict[str, Any], *, input_dir: str | None = None
-) -> list[str]:
-    """Human-readable differences between two results documents; empty when they agree.
-
-    Exact, field by field and test by test, after `normalise` (pass `input_dir` to have the
-    actual run's input directory replaced by `<input_dir>`).
-    """
-    actual = normalise(actual, input_dir)
-    expected = normalise(expected)
-    diffs = _compare_fields("", actual, expected, skip=("tests",))
-    got_tests = actual.get("tests")
-    want_tests = expected.get("tests")
-    if not isinstance(got_tests, list) or not isinstance(want_tests, list):
-        if got_tests != want_tests:
-            diffs.append(f"tests: expected {_show(want_tests)}, got {_show(got_tests)}")
-        return diffs
-    if len(got_tests) != len(want_tests):
-        diffs.append(f"tests: expected {len(want_tests)} tests, got {len(got_tests)}")
-    for index, (got, want) in enumerate(zip(got_tests, want_tests, strict=False)):
-        name = want.get("name") if isinstance(want, dict) else None
-        where = f"tests[{index}] ({name!r})."
-        if not isinstance(got, dict) or not isinstance(want, dict):
-            if got != want:
-                diffs.append(f"{where} expected {_show(want)}, got {_show(got)}")
-            continue
-        diffs.extend(_compare_fields(where, got, want))
-    for index in range(len(want_tests), len(got_tests)):
-        diffs.append(f"tests[{index}]: unexpected test {_show(got_tests[index])}")
-    for index in range(len(got_tests), len(want_tests)):
-        diffs.append(f"tests[{index}]: missing test {_show(want_tests[index])}")
-    if len(diffs) > _MAX_DIFFERENCES:
-        diffs = [*diffs[:_MAX_DIFFERENCES], f"... and {len(diffs) - _MAX_DIFFERENCES} more"]
-    return diffs
 
 
 def run_case_on_host(case: str, workdir: Path) -> dict[str, Any]:

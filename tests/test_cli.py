@@ -66,12 +66,12 @@ def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.docker
 def test_unknown_language_lists_the_known_ones(tmp_path: Path) -> None:
-    """`--language ruby` (no recipe, no image) exits 2 naming the languages there are."""
-    proc = sandboxd("run", str(tmp_path), "--language", "ruby")
+    """An unknown `--language` (no recipe, no image) exits 2 naming the languages there are."""
+    proc = sandboxd("run", str(tmp_path), "--language", "klingon")
     assert proc.returncode == 2
     known = ", ".join(languages())  # python today; a new language folder adds itself
     assert "python" in known
-    assert proc.stderr == f"sandboxd: unknown language 'ruby' (known: {known})\n"
+    assert proc.stderr == f"sandboxd: unknown language 'klingon' (known: {known})\n"
 
 
 def test_command_mode_right_answer_exits_0(tmp_path: Path) -> None:
