@@ -73,6 +73,10 @@ class PoolInfo(BaseModel):
     fixed: bool = Field(
         description="Its size is configured (SANDBOXD_POOL_SIZES), not planned from demand."
     )
+    ready: bool = Field(True, description="Its language serves jobs (its canary passed at start).")
+    reason: str | None = Field(
+        None, description="Why its language does not serve jobs, when it does not."
+    )
 
 
 _EVENTS_DESCRIPTION = """\
@@ -175,6 +179,8 @@ def create_app(state: ApiState) -> FastAPI:
                 target=getattr(s, "target", s.size),
                 demand=getattr(s, "demand", 0.0),
                 fixed=getattr(s, "fixed", True),
+                ready=getattr(s, "unavailable", None) is None,
+                reason=getattr(s, "unavailable", None),
             )
             for s in state.pools()
         ]

@@ -16,15 +16,18 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import aiodocker
 
 from sandboxd.api import ApiState, HttpServer, HttpServerError, create_app
+from sandboxd.canary import run_canary
 from sandboxd.catalog import load_spec
 from sandboxd.config import Settings
 from sandboxd.events import EventHub
 from sandboxd.intake import Intake, ResultStore
+from sandboxd.jobs import RunContext
 from sandboxd.metrics import Metrics
 from sandboxd.pool import Pool, PoolConfig
 from sandboxd.sandbox import SandboxSpec
@@ -112,7 +115,9 @@ class Daemon:
             self._stop.set()
 
     def _pool_stats(self) -> list[Any]:
-        return self.pool.stats() if self.pool is not None else []
+        if self.pool is None:
+            return []
+        return [replace(s, unavailable=self.unavailable.get(s.pool)) for s in self.pool.stats()]
 
     # -- readiness ----------------------------------------------------------------------------
 
@@ -264,12 +269,36 @@ class Daemon:
             hint = aws_cli_hint(s, urls, self.embedded.endpoint_url)
             print(hint, file=sys.stderr, flush=True)
         warm = await self._until(pool.wait_warm(120))
+        if warm is not None and await self._until(self._canaries(docker, pool, specs)) is None:
+            return  # stopped meanwhile
         if warm:
             shape = ", ".join(f"{p.pool}={p.slots}+{p.target - p.slots}" for p in pool.stats())
             log.info("ready: pools warm (%s slots+spares of %d)", shape, pool.host_slots)
             self.metrics.set_ready(True)
         elif warm is not None:
             log.warning("pools not warm yet: %s", self._pool_errors())
+
+    async def _canaries(
+        self, docker: aiodocker.Docker, pool: Pool, specs: dict[str, SandboxSpec]
+    ) -> bool:
+        """Each language's canary through its pool, at once; a failed one makes its
+        language unavailable (with the reason) while the others serve."""
+        ctx = RunContext(host=self.settings.host_id, maxima=self.settings.maxima)
+
+        async def one(language: str, spec: SandboxSpec) -> None:
+            try:
+                info = await docker.images.inspect(spec.image)
+            except aiodocker.DockerError as exc:
+                why: str | None = f"canary: cannot inspect the image: {exc}"
+            else:
+                labels = (info.get("Config") or {}).get("Labels") or {}
+                why = await run_canary(pool, language, labels, ctx)
+            if why is not None:
+                self.unavailable[language] = why
+                log.error("language %s: not serving: %s", language, why)
+
+        await asyncio.gather(*(one(lang, spec) for lang, spec in specs.items()))
+        return True
 
     def _pool_errors(self) -> str:
         assert self.pool is not None

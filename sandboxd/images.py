@@ -26,6 +26,8 @@ from typing import Any
 LABEL_IMAGE = "sandboxd.image"
 LABEL_HASH = "sandboxd.recipe-hash"
 LABEL_CONFIG = "sandboxd.language-config"
+# The language's canary: its smallest passing fixture case, run by the daemon at start.
+LABEL_CANARY = "sandboxd.canary"
 REPO_PREFIX = "sandboxd"
 # Bump when the build procedure itself changes in a way the recipe files do not show.
 BUILDER_VERSION = "2"
@@ -114,7 +116,44 @@ def language_recipe(language: str, root: Path | None = None) -> Recipe:
     runner = root / "runners" / language
     if runner.is_dir():
         _hash_tree(h, runner, f"runners/{language}", _RUNNER_EXCLUDES)
+    canary = canary_case_dir(language, root)
+    if canary is not None:  # its files are in the image's label
+        _hash_tree(h, canary, f"runners/{language}/fixtures/{canary.name}")
     return Recipe(language, directory, h.hexdigest(), base)
+
+
+def canary_case_dir(language: str, root: Path | None = None) -> Path | None:
+    """The language's canary: its smallest passing fixture case (fewest bytes; by name on a
+    tie), or None when it has no fixtures."""
+    from sandboxd.conformance import CaseError, find_cases
+
+    fixtures = (root or project_root()) / "runners" / language / "fixtures"
+    try:
+        cases = [c for c in find_cases(fixtures, language) if c.verdict.value == "passed"]
+    except CaseError:
+        return None
+    if not cases:
+        return None
+
+    def size(directory: Path) -> int:
+        return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+
+    return min(cases, key=lambda c: (size(c.directory), c.name)).directory
+
+
+def canary_label(language: str, root: Path | None = None) -> str | None:
+    """The canary label's value: `{"case": name, "job": <job document>}`, or None."""
+    from sandboxd.conformance import case_job, load_case
+
+    directory = canary_case_dir(language, root)
+    if directory is None:
+        return None
+    job = case_job(load_case(language, directory))
+    doc = {
+        "case": directory.name,
+        "job": job.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
+    return json.dumps(doc, separators=(",", ":"))
 
 
 def language_config(language: str, root: Path | None = None) -> dict[str, Any]:
@@ -270,6 +309,8 @@ async def build_language(recipe: Recipe, progress: Progress) -> None:
     assert recipe.base is not None
     config = language_config(recipe.name, recipe.directory.parent.parent)
     root = recipe.directory.parent.parent
+    canary_doc = canary_label(recipe.name, root)
+    canary = ["--label", f"{LABEL_CANARY}={canary_doc}"] if canary_doc is not None else []
     with tempfile.TemporaryDirectory(prefix=f"sandboxd-ctx-{recipe.name}-") as tmp:
         ctx = Path(tmp)
         shutil.copytree(recipe.directory, ctx, dirs_exist_ok=True)
@@ -286,6 +327,7 @@ async def build_language(recipe: Recipe, progress: Progress) -> None:
              "--label", f"{LABEL_IMAGE}={recipe.name}",
              "--label", f"{LABEL_HASH}={recipe.content_hash}",
              "--label", f"{LABEL_CONFIG}={json.dumps(config, separators=(',', ':'))}",
+             *canary,
              "-t", recipe.tag, "-t", recipe.latest, str(ctx)],
             progress, recipe.name, env={"DOCKER_BUILDKIT": "0"},
         )  # fmt: skip

@@ -103,6 +103,7 @@ class PoolStats:
     slots: int = 0  # jobs it may run at once
     demand: float = 0.0  # jobs it holds at once, recently (arrival rate x hold time)
     fixed: bool = True  # its size is configured, not planned from demand
+    unavailable: str | None = None  # why its language does not serve (the daemon's word)
 
 
 RetireHook = Callable[[str, str], None]  # (pool, reason label)

@@ -61,8 +61,9 @@ async def make_api() -> AsyncIterator[ApiFactory]:
     ) -> Api:
         pools = [
             PoolStats("python", 2, 1, 1, 0, target=3, slots=2, demand=1.25, fixed=False),
-            PoolStats("ruby", size=1, idle=0, busy=0, starting=1, target=1, slots=1),
-        ]
+            PoolStats("ruby", size=1, idle=0, busy=0, starting=1, target=1, slots=1,
+                      unavailable="canary hello: failed, not passed: 1 of 1 tests did not pass."),
+        ]  # fmt: skip
         state = ApiState(
             metrics=Metrics(["python", "ruby"]),
             hub=hub or EventHub(),
@@ -190,15 +191,18 @@ async def test_metrics_endpoint_serves_the_registry(make_api: ApiFactory) -> Non
 
 
 async def test_pools_lists_every_pool(make_api: ApiFactory) -> None:
-    """/v1/pools lists each pool with its sandboxes by state, slots, target and demand."""
+    """/v1/pools lists each pool with its sandboxes by state, slots, target and demand, and
+    whether its language serves (a failed canary says why)."""
     api = await make_api()
     resp = await api.client.get("/v1/pools")
     assert resp.status_code == 200
     assert resp.json() == [
         {"pool": "python", "size": 2, "idle": 1, "busy": 1, "starting": 0,
-         "slots": 2, "target": 3, "demand": 1.25, "fixed": False},
+         "slots": 2, "target": 3, "demand": 1.25, "fixed": False,
+         "ready": True, "reason": None},
         {"pool": "ruby", "size": 1, "idle": 0, "busy": 0, "starting": 1,
-         "slots": 1, "target": 1, "demand": 0.0, "fixed": True},
+         "slots": 1, "target": 1, "demand": 0.0, "fixed": True, "ready": False,
+         "reason": "canary hello: failed, not passed: 1 of 1 tests did not pass."},
     ]  # fmt: skip
 
 

@@ -8,6 +8,7 @@ off a daemon get one of their own.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -45,6 +46,7 @@ class Drill:
 
     def __init__(self, server_url: str, tmp: Path, **env: str) -> None:
         self.suffix = uuid.uuid4().hex[:10]
+        self.tmp = tmp
         self.sqs = boto3_client(server_url)
         self.queues = make_queues(self.sqs, self.suffix)
         self.env = daemon_env(server_url, self.suffix, tmp / f"state-{self.suffix}", **env)
@@ -653,3 +655,50 @@ def test_a_daemon_with_nowhere_to_dead_letter_does_not_start(
         [line] = [line for line in daemon.log().splitlines() if line.startswith("sandboxd: ")]
         assert f"'jobs-{suffix}' has no redrive policy" in line
         assert "SANDBOXD_DEAD_LETTER_QUEUE is not set" in line
+
+
+def test_a_language_whose_canary_fails_is_not_ready_and_the_others_serve(own: Drill) -> None:
+    """An image whose canary (its smallest passing fixture, in its label) does not pass:
+    its language is not ready, with the reason, in /readyz and /v1/pools; python's
+    canary passes and python serves."""
+    from sandboxd.conformance import case_job, load_case
+    from sandboxd.images import LABEL_CANARY, LABEL_CONFIG, LABEL_IMAGE, language_config
+
+    root = Path(__file__).resolve().parent.parent
+    failing = case_job(load_case("python", root / "runners/python/fixtures/some_fail"))
+    canary = {"case": "some_fail", "job": failing.model_dump(mode="json", by_alias=True)}
+    config = {**language_config("python"), "language": "canarytest"}
+    tag = f"sandboxd/canarytest:{uuid.uuid4().hex[:8]}"
+    context = own.tmp / "canary-image"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM sandboxd/python:latest\n")
+    build = subprocess.run(
+        ["docker", "build", "--pull=false", "-q",
+         "--label", f"{LABEL_IMAGE}=canarytest",
+         "--label", f"{LABEL_CONFIG}={json.dumps(config)}",
+         "--label", f"{LABEL_CANARY}={json.dumps(canary)}",
+         "-t", tag, "-t", "sandboxd/canarytest:latest", str(context)],
+        capture_output=True, text=True, check=False, env={**os.environ, "DOCKER_BUILDKIT": "0"},
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr
+    try:
+        own.env["SANDBOXD_POOL_SIZES"] = "python=1,canarytest=1"
+        own.daemon.start()
+        reason = own.daemon.wait_not_ready(90, because="canary some_fail")
+        assert "language canarytest: canary some_fail: failed, not passed" in reason, reason
+        assert "language python" not in reason, reason
+        pools = {p["pool"]: p for p in json.loads(own.daemon.get("/v1/pools")[1])}
+        assert pools["canarytest"]["ready"] is False
+        assert "canary some_fail" in pools["canarytest"]["reason"]
+        assert pools["python"]["ready"] is True and pools["python"]["reason"] is None
+        assert "language python: canary all_pass passed" in own.daemon.log()
+        python_job = f"py-{uuid.uuid4().hex[:8]}"
+        own.send(job_doc(python_job))
+        assert own.result(python_job)["status"] == "passed"
+    finally:
+        own.daemon.stop()
+        subprocess.run(
+            ["docker", "rmi", "-f", tag, "sandboxd/canarytest:latest"],
+            capture_output=True,
+            check=False,
+        )
