@@ -166,9 +166,10 @@ def _cmd_images_list(args: argparse.Namespace) -> int:
     from sandboxd import images
 
     rows = asyncio.run(images.status())
-    print(f"{'IMAGE':<10} {'STATE':<8} TAG")
+    width = max(len(r.tag) for r in rows)
+    print(f"{'IMAGE':<10} {'STATE':<8} {'TAG':<{width}}  {'MODE':<8} VERSIONS")
     for row in rows:
-        print(f"{row.name:<10} {row.state:<8} {row.tag}")
+        print(f"{row.name:<10} {row.state:<8} {row.tag:<{width}}  {row.about}".rstrip())
     return EXIT_OK if all(r.state == "current" for r in rows) else EXIT_NOT_PASSED
 
 

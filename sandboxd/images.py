@@ -356,6 +356,7 @@ class ImageStatus:
     name: str
     tag: str
     state: str  # "current", "stale" (an older build exists) or "missing"
+    about: str = ""  # for a language: its runner mode and the versions it ships
 
 
 async def status() -> list[ImageStatus]:
@@ -367,5 +368,14 @@ async def status() -> list[ImageStatus]:
         else:
             latest = await image_labels(recipe.latest)
             state = "stale" if latest is not None else "missing"
-        out.append(ImageStatus(recipe.name, recipe.tag, state))
+        about = ""
+        if recipe.base is not None:
+            try:
+                config = language_config(recipe.name)
+            except ImageError as exc:
+                about = f"language.json: {exc}"
+            else:
+                versions = " ".join(f"{k} {v}" for k, v in config.get("versions", {}).items())
+                about = f"{config.get('runner_mode', 'cold'):<8} {versions}".rstrip()
+        out.append(ImageStatus(recipe.name, recipe.tag, state, about))
     return out
