@@ -24,6 +24,8 @@ from sandboxd.capacity import default_slots
 from sandboxd.terminal import StreamEscaper, escape, escape_line
 
 if TYPE_CHECKING:
+    import aiodocker
+
     from sandboxd.exercise import LocalFile
 
 EXIT_OK = 0
@@ -64,6 +66,22 @@ def _cmd_schemas(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _engine() -> aiodocker.Docker:
+    """A connection to the Docker engine, or InternalError saying how to get one."""
+    import aiodocker
+
+    docker = aiodocker.Docker()
+    try:
+        await docker.version()
+    except Exception as exc:
+        await docker.close()
+        raise InternalError(
+            f"cannot reach the Docker engine ({exc.__class__.__name__}: {exc}); "
+            "run `make setup` or start dockerd"
+        ) from None
+    return docker
+
+
 # -- sandboxd check-image ---------------------------------------------------------------
 
 
@@ -72,7 +90,6 @@ def _cmd_check_image(args: argparse.Namespace) -> int:
 
 
 async def _check_image(args: argparse.Namespace) -> int:
-    import aiodocker
 
     from sandboxd.catalog import UnknownLanguage, load_image_spec, load_spec
     from sandboxd.conformance import CaseError, find_cases, run_case
@@ -81,14 +98,7 @@ async def _check_image(args: argparse.Namespace) -> int:
 
     target: str = args.target
     is_ref = ":" in target or "/" in target or target.startswith("sha256")
-    try:
-        docker = aiodocker.Docker()
-        await docker.version()
-    except Exception as exc:
-        raise InternalError(
-            f"cannot reach the Docker engine ({exc.__class__.__name__}: {exc}); "
-            "run `make setup` or start dockerd"
-        ) from None
+    docker = await _engine()
     try:
         try:
             spec = await (load_image_spec(docker, target) if is_ref else load_spec(docker, target))
@@ -604,19 +614,11 @@ async def _close(pool: Any) -> None:
 
 
 async def _run_jobs(args: argparse.Namespace, jobs: list[tuple[Path, Any]]) -> int:
-    import aiodocker
 
     from sandboxd.catalog import UnknownLanguage, load_spec
     from sandboxd.pool import Pool, PoolConfig
 
-    try:
-        docker = aiodocker.Docker()
-        await docker.version()
-    except Exception as exc:
-        raise InternalError(
-            f"cannot reach the Docker engine ({exc.__class__.__name__}: {exc}); "
-            "run `make setup` or start dockerd"
-        ) from None
+    docker = await _engine()
     try:
         languages = sorted({job.pool_key for _, job in jobs})
         specs = {}
