@@ -273,7 +273,10 @@ class Daemon:
             return  # stopped meanwhile
         if warm:
             shape = ", ".join(f"{p.pool}={p.slots}+{p.target - p.slots}" for p in pool.stats())
-            log.info("ready: pools warm (%s slots+spares of %d)", shape, pool.host_slots)
+            if shape:
+                log.info("ready: pools warm (%s slots+spares of %d)", shape, pool.host_slots)
+            else:
+                log.warning("no language can serve: %s", "; ".join(self.unavailable.values()))
             self.metrics.set_ready(True)
         elif warm is not None:
             log.warning("pools not warm yet: %s", self._pool_errors())
