@@ -273,7 +273,7 @@ end
 Minitest.extensions.replace(["sandboxd"])
 $LOAD_PATH.push(INPUT_DIR)
 
-files = Dir.glob("*_test.rb", base: INPUT_DIR).sort.map { |f| File.join(INPUT_DIR, f) }
+files = Dir.glob("*_test.rb", base: INPUT_DIR).sort.reject { |f| f.end_with?("_benchmark_test.rb") }.map { |f| File.join(INPUT_DIR, f) }
 files.each do |file|
   require file
 rescue ScriptError, StandardError => e
