@@ -31,8 +31,10 @@ $stdout.sync = true
 
 module Sandboxd
   GENERATE = JSON.method(:generate)
+  PID = Process.pid
 
   def self.emit(event)
+    return unless Process.pid == PID # a process the tests forked is not the run
     line = GENERATE.call(event) + "\n"
     $sandboxd_events.write(line)
   rescue StandardError
@@ -113,12 +115,16 @@ module Sandboxd
     lines.map { |l| l.strip.empty? ? "\n" : l[indent..] }.join.rstrip
   end
 
-  # What a test writes to $stdout goes to the job's stdout as always, and its first
-  # CAPTURE_CAP bytes are kept for the test's "output".
+  # What a test writes to $stdout or $stderr goes to the job's stdout or stderr as
+  # always, and the first CAPTURE_CAP bytes of both are kept for the test's "output".
   class Tee
-    def initialize(io)
+    def initialize(io, kept = String.new(encoding: Encoding::BINARY))
       @io = io
-      @kept = String.new(encoding: Encoding::BINARY)
+      @kept = kept
+    end
+
+    def sibling(io)
+      Tee.new(io, @kept)
     end
 
     def write(*args)
@@ -228,19 +234,24 @@ module Minitest
       Sandboxd.emit({ "e" => "start", "name" => Sandboxd.readable(name),
                       "test_code" => Sandboxd.test_code(klass, name) }.compact)
       @stdout = $stdout
+      @stderr = $stderr
       @tee = Sandboxd::Tee.new(STDOUT)
+      @tee_err = @tee.sibling(STDERR)
       $stdout = @tee
+      $stderr = @tee_err
     end
 
     def record(result)
       $stdout = @stdout if @tee && $stdout.equal?(@tee)
+      $stderr = @stderr if @tee_err && $stderr.equal?(@tee_err)
       $stdout = STDOUT unless $stdout.respond_to?(:write)
+      $stderr = STDERR unless $stderr.respond_to?(:write)
       event = { "e" => "result", "status" => status_of(result) }
       message = message_of(result) unless %w[pass skip].include?(event["status"])
       event["message"] = message if message && !message.empty?
       output = @tee ? Sandboxd.output_of(@tee) : ""
       event["output"] = output unless output.empty?
-      @tee = nil
+      @tee = @tee_err = nil
       Sandboxd.emit(event)
     end
 
