@@ -1,6 +1,10 @@
-# sandboxd's Minitest driver: the child process of runners/ruby/run.
+# sandboxd's Minitest driver, for runners/ruby/run.
 #
-#   ruby sandboxd_minitest.rb <input_dir>      (events pipe on fd EVENTS_FD)
+#   ruby sandboxd_minitest.rb <input_dir>      cold: the runner's child (events pipe on
+#                                              the fd SANDBOXD_EVENTS_FD names)
+#   require_relative "sandboxd_minitest"       fork: the warm parent loads it (no code of
+#                                              a job's), and each job's child calls
+#                                              Sandboxd.run_tests(input_dir, events_io)
 #
 # Loads the exercise's *_test.rb files (sorted, as Exercism's Ruby runner does), runs
 # every test with Minitest, un-skipped and in the order the tests are defined, and writes
@@ -14,8 +18,6 @@
 # A test that exits, aborts or is killed takes nothing of the earlier events with it;
 # the parent makes the results document out of what arrived.
 
-EVENTS_FD = Integer(ENV.delete("SANDBOXD_EVENTS_FD") || "1000")
-INPUT_DIR = File.realpath(ARGV.fetch(0))
 OUTPUT_LIMIT = 500
 OUTPUT_TRUNCATED = "\n...\nOutput was truncated. Please limit to 500 chars."
 CAPTURE_CAP = 4096 # bytes of a test's stdout kept (it all still goes to the job's stdout)
@@ -24,19 +26,17 @@ BACKTRACE_LINES = 5
 require "json"
 require "stringio"
 
-$sandboxd_events = IO.new(EVENTS_FD, "w")
-$sandboxd_events.sync = true
-$sandboxd_events.close_on_exec = true
-$stdout.sync = true
-
 module Sandboxd
   GENERATE = JSON.method(:generate)
-  PID = Process.pid
+  @events = nil
+  @pid = nil
+  INPUT_DIR = +"/work" # the job's, set by run_tests
 
   def self.emit(event)
-    return unless Process.pid == PID # a process the tests forked is not the run
+    return unless @events && Process.pid == @pid # a process the tests forked is not the run
+
     line = GENERATE.call(event) + "\n"
-    $sandboxd_events.write(line)
+    @events.write(line)
   rescue StandardError
     nil # a closed or broken pipe is the tests' doing: the parent reports what came
   end
@@ -282,30 +282,49 @@ module Minitest
 end
 
 Minitest.extensions.replace(["sandboxd"])
-$LOAD_PATH.push(INPUT_DIR)
 
-# The tests run from an at_exit hook installed before the files load, as under
-# `minitest/autorun`: a hook the exercise installs runs first (some examples rely on it).
-at_exit do
-  # As autorun: a failed `exit`/`abort` while the files loaded runs no test.
-  next if $! && !($!.is_a?(SystemExit) && $!.success?)
+module Sandboxd
+  # Run the exercise's tests in this process, reporting to `events` (an IO): load the
+  # test files, and run the tests from an at_exit hook installed before they load, as
+  # under `minitest/autorun` (a hook the exercise installs runs first; some examples rely
+  # on it). Returns once the files are loaded: the caller ends the process normally, and
+  # the hook ends it with exit!.
+  def self.run_tests(input_dir, events)
+    INPUT_DIR.replace(File.realpath(input_dir))
+    @events = events
+    @events.sync = true
+    @events.close_on_exec = true
+    @pid = Process.pid
+    $stdout.sync = true
+    $LOAD_PATH.push(INPUT_DIR)
 
-  Minitest.run(["--no-plugins", "--seed", "1"])
-  Sandboxd.emit({ "e" => "done" })
-  begin
-    $stdout.flush
-    STDOUT.flush
-  rescue StandardError
-    nil
+    at_exit do
+      # As autorun: a failed `exit`/`abort` while the files loaded runs no test.
+      next if $! && !($!.is_a?(SystemExit) && $!.success?)
+
+      Minitest.run(["--no-plugins", "--seed", "1"])
+      Sandboxd.emit({ "e" => "done" })
+      begin
+        $stdout.flush
+        STDOUT.flush
+      rescue StandardError
+        nil
+      end
+      exit!(0)
+    end
+
+    files = Dir.glob("*_test.rb", base: INPUT_DIR).sort.reject { |f| f.end_with?("_benchmark_test.rb") }
+    files.map { |f| File.join(INPUT_DIR, f) }.each do |file|
+      require file
+    rescue ScriptError, StandardError => e
+      emit({ "e" => "error", "message" => describe(e) })
+      $stdout.flush
+      exit!(1)
+    end
   end
-  exit!(0)
 end
 
-files = Dir.glob("*_test.rb", base: INPUT_DIR).sort.reject { |f| f.end_with?("_benchmark_test.rb") }
-files.map { |f| File.join(INPUT_DIR, f) }.each do |file|
-  require file
-rescue ScriptError, StandardError => e
-  Sandboxd.emit({ "e" => "error", "message" => Sandboxd.describe(e) })
-  $stdout.flush
-  exit!(1)
+if $PROGRAM_NAME == __FILE__
+  events_fd = Integer(ENV.delete("SANDBOXD_EVENTS_FD") || "1000")
+  Sandboxd.run_tests(ARGV.fetch(0), IO.new(events_fd, "w"))
 end
