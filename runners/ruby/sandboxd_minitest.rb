@@ -18,15 +18,15 @@
 # A test that exits, aborts or is killed takes nothing of the earlier events with it;
 # the parent makes the results document out of what arrived.
 
-OUTPUT_LIMIT = 500
-OUTPUT_TRUNCATED = "\n...\nOutput was truncated. Please limit to 500 chars."
-CAPTURE_CAP = 4096 # bytes of a test's stdout kept (it all still goes to the job's stdout)
-BACKTRACE_LINES = 5
 
 require "json"
 require "stringio"
 
 module Sandboxd
+  OUTPUT_LIMIT = 500
+  OUTPUT_TRUNCATED = "\n...\nOutput was truncated. Please limit to 500 chars."
+  CAPTURE_CAP = 4096 # bytes of a test's output kept (all of it still goes to the job's)
+  BACKTRACE_LINES = 5
   GENERATE = JSON.method(:generate)
   @events = nil
   @pid = nil
