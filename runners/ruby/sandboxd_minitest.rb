@@ -100,6 +100,7 @@ module Sandboxd
     return nil if node.nil?
 
     first, last = node.first_lineno, node.last_lineno
+    return one_line_code(File.readlines(file, encoding: "UTF-8")[first - 1]) if first == last
     return nil if last - first < 2
 
     lines = File.readlines(file, encoding: "UTF-8")[first..(last - 2)] || []
@@ -113,6 +114,12 @@ module Sandboxd
 
     indent = lines.reject { |l| l.strip.empty? }.map { |l| l[/\A[ \t]*/].size }.min || 0
     lines.map { |l| l.strip.empty? ? "\n" : l[indent..] }.join.rstrip
+  end
+
+  # `def test_x; body; end` or `def test_x = body` -> "body".
+  def self.one_line_code(line)
+    match = text(line).match(/\A\s*def\s+[\w?!]+(?:\(\s*\))?\s*[;=]\s*(.*?)\s*(?:;\s*end)?\s*\z/)
+    match && !match[1].empty? ? match[1] : nil
   end
 
   # What a test writes to $stdout or $stderr goes to the job's stdout or stderr as
