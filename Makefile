@@ -56,6 +56,7 @@ bench: setup
 	$(BIN)/python bench/rss.py --json bench/data/rss.json
 	$(BIN)/python bench/reset.py
 	$(BIN)/python bench/large_suite.py
+	$(BIN)/python bench/languages.py --json bench/data/languages.json
 	$(BIN)/python bench/plot.py
 
 clean:

@@ -85,6 +85,25 @@ def rss_panel(ax: Any, doc: dict[str, Any]) -> None:
     ax.legend(loc="lower right")
 
 
+def languages_panel(ax: Any, doc: dict[str, Any]) -> None:
+    rows = doc["languages"]
+    names = [r["language"] for r in rows]
+    xs = range(len(rows))
+    width = 0.38
+    ax.bar([x - width / 2 for x in xs], [r["bare_ms"] for r in rows], width,
+           label="bare host, same test command", color="#bbbbbb")  # fmt: skip
+    ax.bar([x + width / 2 for x in xs], [r["sandboxed_ms"] for r in rows], width,
+           label="warm sandboxed job", color="#2ca02c")  # fmt: skip
+    for x, r in zip(xs, rows, strict=True):
+        ax.annotate(f"{r['ratio']:.2f}x", (x + width / 2, r["sandboxed_ms"]),
+                    ha="center", va="bottom", fontsize=9)  # fmt: skip
+    ax.set_xticks(list(xs), names)
+    ax.set_ylabel("ms to a verdict (median)")
+    ax.set_title(f"per language: the canary fixture ({doc['rounds']} rounds)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(loc="upper right")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=HERE / "data")
@@ -94,6 +113,7 @@ def main() -> None:
         (latency_panel, load(args.data / "latency.json")),
         (throughput_panel, load(args.data / "throughput.json")),
         (rss_panel, load(args.data / "rss.json")),
+        (languages_panel, load(args.data / "languages.json")),
     ]
     panels = [(draw, doc) for draw, doc in panels if doc is not None]
     panels = [(d, doc) for d, doc in panels if d is not throughput_panel or doc.get("sweep")]

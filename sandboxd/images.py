@@ -33,8 +33,11 @@ REPO_PREFIX = "sandboxd"
 BUILDER_VERSION = "2"
 # Documentation beside a recipe: changing it rebuilds nothing.
 _DOC_EXCLUDES = frozenset({"README.md"})
-# Files under runners/<lang>/ that never go into the image.
-_RUNNER_EXCLUDES = frozenset({"fixtures", "README.md", "__pycache__", ".pytest_cache"})
+# Files under runners/<lang>/ that never go into the image (nor its hash): the golden
+# and hostile cases, the bench's host command, docs.
+_RUNNER_EXCLUDES = frozenset(
+    {"fixtures", "hostile", "bench.json", "README.md", "__pycache__", ".pytest_cache"}
+)
 
 Progress = Callable[[str], None]
 
