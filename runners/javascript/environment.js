@@ -82,22 +82,27 @@ class SandboxdEnvironment extends NodeEnvironment {
     return new Console({ stdout: sink(1), stderr: sink(2), colorMode: false });
   }
 
-  unskip() {
-    const g = this.global;
-    for (const [name, real] of [['test', 'test'], ['it', 'it'], ['describe', 'describe']]) {
-      const fn = g[real];
-      if (typeof fn !== 'function') continue;
-      try { fn.skip = fn; } catch (e) { /* frozen */ }
+  unskip(globals) {
+    // both the globals of the test file and those of `@jest/globals` (runtimeGlobals)
+    for (const g of globals) {
+      if (!g || typeof g !== 'object') continue;
+      for (const name of ['test', 'it', 'describe']) {
+        const fn = g[name];
+        if (typeof fn !== 'function') continue;
+        try { fn.skip = fn; } catch (e) { /* frozen */ }
+      }
+      try {
+        if (typeof g.test === 'function') g.xtest = g.test;
+        if (typeof g.it === 'function') g.xit = g.it;
+        if (typeof g.describe === 'function') g.xdescribe = g.describe;
+      } catch (e) { /* frozen */ }
     }
-    if (typeof g.test === 'function') g.xtest = g.test;
-    if (typeof g.it === 'function') g.xit = g.it;
-    if (typeof g.describe === 'function') g.xdescribe = g.describe;
   }
 
   handleTestEvent(event) {
     switch (event.name) {
       case 'setup':
-        this.unskip();
+        this.unskip([this.global, event.runtimeGlobals]);
         this.global.console = this.makeConsole();
         break;
       case 'test_start':
