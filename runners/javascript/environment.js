@@ -37,6 +37,8 @@ function describeError(entry) {
     }
   } else if (error === undefined && asyncError && asyncError.message) {
     text = asyncError.message;
+  } else if (typeof error === 'string' && /^Exceeded timeout of /.test(error)) {
+    text = error.split('\n')[0];
   } else {
     let shown;
     try { shown = typeof error === 'string' ? JSON.stringify(error) : String(error); } catch (e) { shown = '[unprintable]'; }

@@ -13,7 +13,9 @@ class SandboxdReporter {
   onTestFileResult(test, testResult) {
     if (testResult.testExecError || (testResult.failureMessage && testResult.numPassingTests + testResult.numFailingTests === 0)) {
       const text = testResult.failureMessage || (testResult.testExecError && testResult.testExecError.message) || '';
-      emit({ e: 'file_error', message: stripAnsi(text) });
+      const exec = testResult.testExecError;
+      const stack = exec && typeof exec.stack === 'string' ? stripAnsi(exec.stack).slice(0, 8000) : undefined;
+      emit({ e: 'file_error', message: stripAnsi(text), stack });
     }
   }
 
