@@ -59,12 +59,26 @@ module Sandboxd
     lines.first(BACKTRACE_LINES).map { |l| "  #{clean(l)}" }
   end
 
+  # Ruby >= 3.2 keeps error_highlight's snippet (the "^^^^" under the call) in
+  # #detailed_message, no longer in #message; a learner wants it, without colour.
+  def self.message_of(exception)
+    if exception.respond_to?(:detailed_message)
+      text = exception.detailed_message(highlight: false).to_s
+      suffix = " (#{exception.class})"
+      first, rest = text.split("\n", 2)
+      first = first.to_s.delete_suffix(suffix)
+      rest ? "#{first}\n#{rest}" : first
+    else
+      exception.message
+    end
+  end
+
   def self.describe(exception)
     case exception
     when SyntaxError
       clean(exception.message)
     else
-      head = "#{exception.class}: #{clean(exception.message)}"
+      head = "#{exception.class}: #{clean(message_of(exception))}"
       [head, *trace(exception)].join("\n")
     end
   rescue Exception # rubocop:disable Lint/RescueException - a hostile #message
