@@ -92,6 +92,19 @@ final class Capture
         return $buffer;
     }
 
+    /** What the tests' process printed outside any test (the first 8 KiB): PHPUnit's own
+     * word when it stops before running a test ("Class LeapTest cannot be found in ..."). */
+    public static string $printed = '';
+
+    /** The outermost buffer's handler (chunk size 1): everything passes on at once. */
+    public static function outer(string $buffer, int $phase): string
+    {
+        if (strlen(self::$printed) < 8192) {
+            self::$printed .= substr($buffer, 0, 8192 - strlen(self::$printed));
+        }
+        return $buffer;
+    }
+
     /** What the running test has printed so far (at a premature end). */
     public static function sofar(): string
     {
