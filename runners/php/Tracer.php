@@ -22,12 +22,12 @@ use PHPUnit\TextUI\Configuration\Configuration;
 
 final class Channel
 {
-    /** @var resource|null */
-    public static $stream = null;
+    /** @var (callable(string): int)|null writes bytes to the runner's socket, returns how many */
+    public static $write = null;
 
     public static function send(array $event): void
     {
-        if (!is_resource(self::$stream)) {
+        if (self::$write === null) {
             return;
         }
         $line = json_encode($event, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE
@@ -36,10 +36,11 @@ final class Channel
             return;
         }
         $line .= "\n";
-        // a blocking socket: the parent reads all along
+        // a blocking socket, written with write(2) itself: PHP's socket streams refuse to
+        // write once exit() has begun, and the last event is sent then
         for ($off = 0, $len = strlen($line); $off < $len; $off += $n) {
-            $n = @fwrite(self::$stream, substr($line, $off));
-            if ($n === false || $n === 0) {
+            $n = (self::$write)(substr($line, $off));
+            if ($n <= 0) {
                 return;
             }
         }
