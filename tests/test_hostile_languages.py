@@ -37,7 +37,9 @@ META = "hostile.json"
 CTX = RunContext()
 # What a job sees of its sandbox: the files left in /work and /tmp (our output dir
 # aside) and how many processes there are, itself included.
-PROBE = "find /work /tmp -mindepth 1 -not -path '/tmp/.sandboxd*'; ls /proc | grep -c '^[0-9]*$'"
+# The count is the shell's own glob: a pipeline (`ls /proc | grep -c`) counted its own
+# second process or not, depending on which of the two started first.
+PROBE = "find /work /tmp -mindepth 1 -not -path '/tmp/.sandboxd*'; set -- /proc/[0-9]*; echo $#"
 
 
 @dataclass(frozen=True)
