@@ -1,0 +1,140 @@
+// Preloaded (`--require`) into every test file's process that `node --test` starts.
+//
+// - the globals an Exercism-style test file expects: describe/test/it, the hooks under
+//   both names (before/beforeAll, after/afterAll), xtest/xit/xdescribe un-skipped (the
+//   same functions as test/it/describe, as Exercism's runner turns `xtest(` into
+//   `test(`), and Jest's `expect`;
+// - each test's console output, caught by hooks on the root test (every test inherits
+//   them) and handed to the reporter as one diagnostic of that test;
+// - if the process ends during a test (process.exit, a fatal error), one line on stdout
+//   saying which tests had finished and which one it stopped in: node:test's own report
+//   of the file is lost with the process.
+'use strict';
+// Only in a test file's own process: not in `node --test`'s parent (by hand), not in the
+// thread where node runs module hooks (register.js), which preloads this too.
+if (require('node:worker_threads').isMainThread && !process.execArgv.includes('--test')) setup();
+
+function setup() {
+const nodeTest = require('node:test');
+const { Console } = require('node:console');
+const { Writable } = require('node:stream');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const OUTPUT_MARK = '\u0000sandboxd-output:';
+const CRASH_MARK = '\u0000sandboxd-crash:';
+const KEEP = 64 * 1024; // of a test's console output, what is kept for the report
+
+const realStdout = process.stdout;
+const realStderr = process.stderr;
+
+function define(name, value) {
+  try {
+    Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
+  } catch (e) { /* a frozen global: leave it */ }
+}
+
+// The same function objects as node:test's: node takes a test's location from its caller.
+const { describe, it, test, before, after, beforeEach, afterEach, mock } = nodeTest;
+define('describe', describe);
+define('suite', describe);
+define('it', it);
+define('test', test);
+define('xdescribe', describe);
+define('xit', it);
+define('xtest', test);
+define('before', before);
+define('after', after);
+define('beforeAll', before);
+define('afterAll', after);
+define('beforeEach', beforeEach);
+define('afterEach', afterEach);
+define('mock', mock);
+
+let expectFn = null;
+Object.defineProperty(globalThis, 'expect', {
+  configurable: true,
+  enumerable: false,
+  // loaded on first use: a file that uses node:assert only does not pay for it
+  get() {
+    if (!expectFn) expectFn = require(path.join(__dirname, '..', 'node_modules', 'expect')).expect;
+    return expectFn;
+  },
+  set(v) { Object.defineProperty(globalThis, 'expect', { value: v, writable: true, configurable: true }); },
+});
+
+// ---- per-test console output ------------------------------------------------------------
+
+const frames = []; // the tests running (a subtest's frame above its parent's)
+const finished = []; // [fullName, passed, message?] of each test done, for a crash report
+
+function sink(real) {
+  // a Writable whose write runs at once (its callback called in it): the order of output
+  // and the test it belongs to are kept
+  return new Writable({
+    decodeStrings: false,
+    write(chunk, encoding, callback) {
+      const frame = frames[frames.length - 1];
+      const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+      if (frame && frame.size < KEEP) {
+        frame.parts.push(text);
+        frame.size += text.length;
+      } else {
+        // outside a test, or past what is kept: the job's own output (counted by the daemon)
+        real.write(text);
+      }
+      callback();
+    },
+  });
+}
+
+const captured = new Console({ stdout: sink(realStdout), stderr: sink(realStderr), colorMode: false });
+for (const key of Object.keys(Console.prototype).concat(Object.getOwnPropertyNames(captured))) {
+  if (typeof captured[key] === 'function' && typeof console[key] === 'function') {
+    try { console[key] = captured[key]; } catch (e) { /* read-only: leave it */ }
+  }
+}
+
+function fullName(t) {
+  try { return t.fullName; } catch (e) { return t.name; }
+}
+
+function errorMessage(err) {
+  if (!err) return undefined;
+  const cause = err.cause !== undefined && err.code === 'ERR_TEST_FAILURE' ? err.cause : err;
+  try {
+    if (cause instanceof Error) {
+      return cause.name === 'JestAssertionError' || /^expect\(/.test(cause.message) ? cause.message : String(cause);
+    }
+    return 'thrown: ' + String(cause);
+  } catch (e) {
+    return 'thrown: (a value that cannot be shown)';
+  }
+}
+
+beforeEach((t) => {
+  frames.push({ parts: [], size: 0, name: fullName(t) });
+});
+
+afterEach((t) => {
+  const frame = frames.pop();
+  const name = fullName(t);
+  const passed = !t.error;
+  const output = frame && frame.size ? frame.parts.join('') : undefined;
+  finished.push([name, passed, passed ? undefined : errorMessage(t.error), output && output.slice(0, 4096)]);
+  if (frame && frame.size) {
+    t.diagnostic(OUTPUT_MARK + JSON.stringify(frame.parts.join('')));
+  }
+});
+
+// ---- a process that ends during a test -------------------------------------------------
+
+process.on('exit', (code) => {
+  if (!frames.length) return; // ended between tests: node:test's report is complete
+  const frame = frames[frames.length - 1];
+  const line = CRASH_MARK + JSON.stringify({
+    code, finished, current: frame.name, output: frame.parts.join(''),
+  }) + '\n';
+  try { fs.writeSync(realStdout.fd, line); } catch (e) { /* stdout gone */ }
+});
+}
