@@ -146,11 +146,11 @@ function loadErrorMessage(stderr, clean, inputDir) {
   let start = errAt;
   while (start > 0 && lines[start - 1] !== undefined && !/^\s+at /.test(lines[start - 1]) && !/^Node\.js v/.test(lines[start - 1])) start--;
   const frame = lines.slice(start, errAt).join('\n').trim();
-  if (frame && (frame.includes(inputDir) || /^<anonymous_script>/.test(frame))) out.push(frame, '');
+  const ownFrame = Boolean(frame && frame.includes(inputDir));
+  if (ownFrame) out.push(frame, '');
   let i = errAt;
   for (; i < lines.length && !/^\s+at /.test(lines[i]) && !/^Node\.js v\d/.test(lines[i]); i++) out.push(lines[i]);
-  const isSyntax = /SyntaxError/.test(lines[errAt]);
-  if (!isSyntax) {
+  if (!ownFrame) {
     const at = lines.slice(i).find((l) => /^\s+at /.test(l) && l.includes(inputDir + '/') && !l.includes('/node_modules/'));
     if (at) out.push('    ' + at.trim());
   }
@@ -328,7 +328,10 @@ class Collector {
         // the tests node:test could not report: what setup.js saw finish, leaves only
         const finished = Array.isArray(f.crash.finished) ? f.crash.finished.filter((x) => Array.isArray(x) && typeof x[0] === 'string') : [];
         const leaves = finished.filter((x, i) => !finished.slice(0, i).some((y) => y[0].startsWith(x[0] + ' > ')));
-        for (const x of leaves.slice(f.tests.length)) {
+        const seen = new Map();
+        for (const r of f.tests) seen.set(r.fullName, (seen.get(r.fullName) || 0) + 1);
+        for (const x of leaves) {
+          if (seen.get(x[0])) { seen.set(x[0], seen.get(x[0]) - 1); continue; }
           const t = { name: cut(this.clean(x[0]), NAME_LIMIT), status: x[1] === true ? 'pass' : 'fail' };
           if (t.status === 'fail') t.message = cut(this.clean(str(x[2]) || 'The test failed.'), MESSAGE_LIMIT);
           if (str(x[3])) t.output = outputText(x[3], this.clean);

@@ -113,10 +113,19 @@ function errorMessage(err) {
 }
 
 beforeEach((t) => {
-  frames.push({ parts: [], size: 0, name: fullName(t) });
+  while (frames.length && !live(frames[frames.length - 1])) frames.pop();
+  frames.push({ parts: [], size: 0, name: fullName(t), signal: t.signal });
 });
 
+function live(frame) {
+  // a test that skipped itself (t.skip()) gets no afterEach: its frame is stale once node
+  // has aborted the test's signal, which it does when any test ends
+  try { return !frame.signal || !frame.signal.aborted; } catch (e) { return true; }
+}
+
 afterEach((t) => {
+  const name0 = fullName(t);
+  while (frames.length > 1 && frames[frames.length - 1].name !== name0 && !live(frames[frames.length - 1])) frames.pop();
   const frame = frames.pop();
   const name = fullName(t);
   const passed = !t.error;
@@ -130,6 +139,7 @@ afterEach((t) => {
 // ---- a process that ends during a test -------------------------------------------------
 
 process.on('exit', (code) => {
+  while (frames.length && !live(frames[frames.length - 1])) frames.pop();
   if (!frames.length) return; // ended between tests: node:test's report is complete
   const frame = frames[frames.length - 1];
   const line = CRASH_MARK + JSON.stringify({
