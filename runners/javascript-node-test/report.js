@@ -7,13 +7,14 @@ const path = require('node:path');
 const HERE = __dirname;
 const MODULES = path.join(HERE, '..', 'node_modules');
 const OUTPUT_MARK = '\u0000sandboxd-output:';
-const CRASH_MARK = '\u0000sandboxd-crash:';
+const LINE_MARK = '\u0000sandboxd-line:';
 const NAME_LIMIT = 500;
 const MESSAGE_LIMIT = 4000;
 const CODE_LIMIT = 4000;
 const OUTPUT_LIMIT = 500;
 const OUTPUT_TRUNCATED = '\n...\nOutput was truncated. Please limit to 500 chars.';
-const CRASH_LIMIT = 32 * 1024 * 1024;
+const LINE_LIMIT = 64 * 1024;
+const LINES_LIMIT = 32 * 1024 * 1024;
 const NO_TESTS = 'No tests were found. Test files must be named *.test.js or *.spec.js (or .mjs, .cjs) and call test() or it().';
 // eslint-disable-next-line no-control-regex
 const ANSI = /[\u001b\u009b][[\]()#;?]*(?:(?:(?:[a-zA-Z\d]*(?:;[a-zA-Z\d]*)*)?\u0007)|(?:(?:\d{1,4}(?:;\d{0,4})*)?[\dA-PR-TZcf-ntqry=><~]))/g;
@@ -189,8 +190,8 @@ class Collector {
     let f = this.files.get(name);
     if (!f) {
       f = {
-        name, stack: [], tests: [], last: null, stderr: '', stderrSize: 0, crashBuf: null,
-        crash: null, end: null, codes: null, topLevel: 0,
+        name, stack: [], tests: [], last: null, stderr: '', stderrSize: 0, lineBuf: null,
+        begun: [], ended: [], exit: null, linesSize: 0, end: null, codes: null, topLevel: 0,
       };
       this.files.set(name, f);
     }
@@ -251,24 +252,34 @@ class Collector {
   }
 
   stdout(f, text) {
-    // the crash line of setup.js (possibly in several pieces), else the job's output
+    // setup.js's lines (possibly in several pieces), else the job's output
     while (text) {
-      if (f.crashBuf !== null) {
+      if (f.lineBuf !== null) {
         const nl = text.indexOf('\n');
         const part = nl === -1 ? text : text.slice(0, nl);
-        if (f.crashBuf.length + part.length <= CRASH_LIMIT) f.crashBuf += part;
+        if (f.lineBuf.length + part.length <= LINE_LIMIT) f.lineBuf += part;
         if (nl === -1) return;
-        try { f.crash = JSON.parse(f.crashBuf); } catch (e) { f.crash = { broken: true }; }
-        f.crashBuf = null;
+        this.line(f, f.lineBuf);
+        f.lineBuf = null;
         text = text.slice(nl + 1);
         continue;
       }
-      const at = text.indexOf(CRASH_MARK);
+      const at = text.indexOf(LINE_MARK);
       if (at === -1) { this.onStdout(text); return; }
       if (at > 0) this.onStdout(text.slice(0, at));
-      f.crashBuf = '';
-      text = text.slice(at + CRASH_MARK.length);
+      f.lineBuf = '';
+      text = text.slice(at + LINE_MARK.length);
     }
+  }
+
+  line(f, text) {
+    let rec;
+    try { rec = JSON.parse(text); } catch (e) { return; } // cut short or not ours
+    if (!Array.isArray(rec) || f.linesSize > LINES_LIMIT) return;
+    f.linesSize += text.length;
+    if (rec[0] === 'b' && typeof rec[1] === 'string') f.begun.push(rec[1]);
+    else if (rec[0] === 'e' && typeof rec[1] === 'string') f.ended.push(rec);
+    else if (rec[0] === 'x' && typeof rec[2] === 'string') f.exit = rec;
   }
 
   start(f, d) {
@@ -319,31 +330,36 @@ class Collector {
       const base = path.basename(f.name);
       const out = [];
       for (const r of f.tests) out.push(this.entry(f, r));
-      if (f.crashBuf !== null && !f.crash) {
-        try { f.crash = JSON.parse(f.crashBuf); } catch (e) { f.crash = { broken: true }; }
-      }
+      if (f.lineBuf !== null) { this.line(f, f.lineBuf); f.lineBuf = null; }
       const end = f.end || { exitCode: null, signal: null, failureType: 'unknown' };
-      if (f.crash) {
-        const how = describeEnd(typeof f.crash.code === 'number' ? f.crash.code : end.exitCode, end.signal);
-        // the tests node:test could not report: what setup.js saw finish, leaves only
-        const finished = Array.isArray(f.crash.finished) ? f.crash.finished.filter((x) => Array.isArray(x) && typeof x[0] === 'string') : [];
-        const leaves = finished.filter((x, i) => !finished.slice(0, i).some((y) => y[0].startsWith(x[0] + ' > ')));
+      const badEnd = Boolean(end.signal) || (end.exitCode !== 0 && end.failureType !== 'subtestsFailed');
+      // the test a process ended in: setup.js's exit line, else the last one begun and not ended
+      let current = f.exit ? f.exit[2] : null;
+      if (!current && badEnd) {
+        const open = f.begun.slice();
+        for (const e of f.ended) { const i = open.lastIndexOf(e[1]); if (i !== -1) open.splice(i, 1); }
+        if (open.length) current = open[open.length - 1];
+      }
+      if (current !== null) {
+        const how = f.exit && typeof f.exit[1] === 'number' && !end.signal ? describeEnd(f.exit[1], null) : describeEnd(end.exitCode, end.signal);
+        // the tests node:test could not report: what setup.js saw end, leaves only
+        const ended = f.ended;
+        const leaves = ended.filter((x, i) => !ended.slice(0, i).some((y) => y[1].startsWith(x[1] + ' > ')));
         const seen = new Map();
         for (const r of f.tests) seen.set(r.fullName, (seen.get(r.fullName) || 0) + 1);
         for (const x of leaves) {
-          if (seen.get(x[0])) { seen.set(x[0], seen.get(x[0]) - 1); continue; }
-          const t = { name: cut(this.clean(x[0]), NAME_LIMIT), status: x[1] === true ? 'pass' : 'fail' };
-          if (t.status === 'fail') t.message = cut(this.clean(str(x[2]) || 'The test failed.'), MESSAGE_LIMIT);
-          if (str(x[3])) t.output = outputText(x[3], this.clean);
+          if (seen.get(x[1])) { seen.set(x[1], seen.get(x[1]) - 1); continue; }
+          const t = { name: cut(this.clean(x[1]), NAME_LIMIT), status: x[2] === true ? 'pass' : 'fail' };
+          if (t.status === 'fail') t.message = cut(this.clean(str(x[3]) || 'The test failed.'), MESSAGE_LIMIT);
+          if (str(x[4])) t.output = outputText(x[4], this.clean);
           out.push(t);
         }
-        const current = str(f.crash.current) || '(a test)';
         const t = { name: cut(this.clean(current), NAME_LIMIT), status: 'error', message: `The tests stopped during this test (${how}).` };
-        const output = str(f.crash.output);
+        const output = f.exit ? str(f.exit[3]) : null;
         if (output) t.output = outputText(output, this.clean);
         out.push(t);
         if (!stopped) stopped = { how, name: t.name };
-      } else if (end.signal || (end.exitCode !== 0 && end.failureType !== 'subtestsFailed')) {
+      } else if (badEnd) {
         const how = describeEnd(end.exitCode, end.signal);
         const text = loadErrorMessage(f.stderr, this.clean, this.inputDir);
         if (!f.tests.length) {

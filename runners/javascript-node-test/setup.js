@@ -6,9 +6,10 @@
 //   `test(`), and Jest's `expect`;
 // - each test's console output, caught by hooks on the root test (every test inherits
 //   them) and handed to the reporter as one diagnostic of that test;
-// - if the process ends during a test (process.exit, a fatal error), one line on stdout
-//   saying which tests had finished and which one it stopped in: node:test's own report
-//   of the file is lost with the process.
+// - a line on stdout as each test begins and ends (and one from process.on('exit') if
+//   the process ends during a test): node:test's own report of a file is written
+//   asynchronously and lost with its process when a test ends it (process.exit, a
+//   signal), and the runner then tells from these lines what ran and where it stopped.
 'use strict';
 // Only in a test file's own process: not in `node --test`'s parent (by hand), not in the
 // thread where node runs module hooks (register.js), which preloads this too.
@@ -22,7 +23,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const OUTPUT_MARK = '\u0000sandboxd-output:';
-const CRASH_MARK = '\u0000sandboxd-crash:';
+const LINE_MARK = '\u0000sandboxd-line:';
 const KEEP = 64 * 1024; // of a test's console output, what is kept for the report
 
 const realStdout = process.stdout;
@@ -66,7 +67,10 @@ Object.defineProperty(globalThis, 'expect', {
 // ---- per-test console output ------------------------------------------------------------
 
 const frames = []; // the tests running (a subtest's frame above its parent's)
-const finished = []; // [fullName, passed, message?] of each test done, for a crash report
+
+function line(record) {
+  try { fs.writeSync(1, LINE_MARK + JSON.stringify(record) + '\n'); } catch (e) { /* stdout gone */ }
+}
 
 function sink(real) {
   // a Writable whose write runs at once (its callback called in it): the order of output
@@ -114,7 +118,9 @@ function errorMessage(err) {
 
 beforeEach((t) => {
   while (frames.length && !live(frames[frames.length - 1])) frames.pop();
-  frames.push({ parts: [], size: 0, name: fullName(t), signal: t.signal });
+  const name = fullName(t);
+  frames.push({ parts: [], size: 0, name, signal: t.signal });
+  line(['b', name]);
 });
 
 function live(frame) {
@@ -130,7 +136,7 @@ afterEach((t) => {
   const name = fullName(t);
   const passed = !t.error;
   const output = frame && frame.size ? frame.parts.join('') : undefined;
-  finished.push([name, passed, passed ? undefined : errorMessage(t.error), output && output.slice(0, 4096)]);
+  line(['e', name, passed, passed ? null : errorMessage(t.error), output ? output.slice(0, 4096) : null]);
   if (frame && frame.size) {
     t.diagnostic(OUTPUT_MARK + JSON.stringify(frame.parts.join('')));
   }
@@ -142,9 +148,6 @@ process.on('exit', (code) => {
   while (frames.length && !live(frames[frames.length - 1])) frames.pop();
   if (!frames.length) return; // ended between tests: node:test's report is complete
   const frame = frames[frames.length - 1];
-  const line = CRASH_MARK + JSON.stringify({
-    code, finished, current: frame.name, output: frame.parts.join(''),
-  }) + '\n';
-  try { fs.writeSync(realStdout.fd, line); } catch (e) { /* stdout gone */ }
+  line(['x', code, frame.name, frame.parts.join('').slice(0, 4096)]);
 });
 }
