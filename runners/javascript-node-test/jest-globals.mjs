@@ -12,4 +12,4 @@ export const afterAll = g.afterAll;
 export const beforeEach = g.beforeEach;
 export const afterEach = g.afterEach;
 export const expect = g.expect;
-export const jest = undefined;
+export const jest = g.jest;

@@ -64,6 +64,42 @@ Object.defineProperty(globalThis, 'expect', {
   set(v) { Object.defineProperty(globalThis, 'expect', { value: v, writable: true, configurable: true }); },
 });
 
+// `jest`: jest-mock's functions (jest.fn, jest.spyOn, the *AllMocks), which expect's
+// toHaveBeenCalled… matchers understand; what needs Jest's module system or its clock
+// (jest.mock, fake timers) says so when called.
+let jestObject = null;
+function makeJest() {
+  const { ModuleMocker } = require(path.join(__dirname, '..', 'node_modules', 'jest-mock'));
+  const mocker = new ModuleMocker(globalThis);
+  const jest = {
+    fn: mocker.fn.bind(mocker),
+    spyOn: mocker.spyOn.bind(mocker),
+    isMockFunction: mocker.isMockFunction.bind(mocker),
+    clearAllMocks() { mocker.clearAllMocks(); return jest; },
+    resetAllMocks() { mocker.resetAllMocks(); return jest; },
+    restoreAllMocks() { mocker.restoreAllMocks(); return jest; },
+    mocked: (source) => source,
+  };
+  if (mocker.replaceProperty) jest.replaceProperty = mocker.replaceProperty.bind(mocker);
+  for (const name of ['mock', 'unmock', 'doMock', 'dontMock', 'requireActual', 'requireMock', 'resetModules',
+    'isolateModules', 'useFakeTimers', 'useRealTimers', 'advanceTimersByTime', 'runAllTimers',
+    'runOnlyPendingTimers', 'setSystemTime', 'setTimeout']) {
+    jest[name] = () => {
+      throw new Error(`jest.${name}() is not available under node:test: only jest.fn(), jest.spyOn() and jest.clearAllMocks()/resetAllMocks()/restoreAllMocks() are (node:test has mock and mock.timers)`);
+    };
+  }
+  return jest;
+}
+Object.defineProperty(globalThis, 'jest', {
+  configurable: true,
+  enumerable: false,
+  get() {
+    if (!jestObject) jestObject = makeJest();
+    return jestObject;
+  },
+  set(v) { Object.defineProperty(globalThis, 'jest', { value: v, writable: true, configurable: true }); },
+});
+
 // ---- per-test console output ------------------------------------------------------------
 
 const frames = []; // the tests running (a subtest's frame above its parent's)
