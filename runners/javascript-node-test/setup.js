@@ -52,6 +52,16 @@ define('beforeEach', beforeEach);
 define('afterEach', afterEach);
 define('mock', mock);
 
+// `require('@jest/globals')` in a CommonJS test file (an ES module's import goes
+// through hooks.mjs): the same globals.
+const Module = require('node:module');
+const JEST_GLOBALS_CJS = path.join(__dirname, 'jest-globals.cjs');
+const resolveFilename = Module._resolveFilename;
+Module._resolveFilename = function resolveJestGlobals(request, ...rest) {
+  if (request === '@jest/globals') return JEST_GLOBALS_CJS;
+  return resolveFilename.call(this, request, ...rest);
+};
+
 let expectFn = null;
 Object.defineProperty(globalThis, 'expect', {
   configurable: true,
