@@ -1,2 +1,2 @@
-// A learner's solution, with one mistake: the name is not used.
-export const twoFer = (name = 'you') => `One for you, one for me.`;
+// A learner's solution.
+export const twoFer = (name = 'you') => `One for ${name}, one for me.`;

@@ -1,0 +1,5 @@
+import { answer } from './lurker';
+
+test('answer', () => {
+  expect(answer()).toBe(42);
+});

@@ -1,0 +1,4 @@
+export const spin = () => {
+  let n = 0;
+  for (;;) n += 1;
+};

@@ -1,0 +1,5 @@
+import { spin } from './spin';
+
+test('spin', () => {
+  expect(spin()).toBe(1);
+});

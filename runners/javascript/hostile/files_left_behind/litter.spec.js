@@ -1,0 +1,5 @@
+import { answer } from './litter';
+
+test('answer', () => {
+  expect(answer()).toBe(42);
+});

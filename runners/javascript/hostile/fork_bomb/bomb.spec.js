@@ -1,0 +1,5 @@
+import { go } from './bomb';
+
+test('go', () => {
+  expect(go()).toBe(true);
+});

@@ -1,0 +1,5 @@
+import { eat } from './hog';
+
+test('eat', () => {
+  expect(eat()).toBe(true);
+});
