@@ -113,6 +113,13 @@ function attach_warnings(    text, n, parts, i, w, m, file, line, j, k) {
     }
 }
 
+function interrupted(num, name, suite,    f) {
+    add_test(num + 0, name, "error", "The tests stopped during this test.", suite)
+    if (ninterrupted++ == 0) stopped_in = name
+    # its output: the ninterrupted-th of bats' files left behind, oldest first
+    if ((getline f < ENVIRON["leftovers"]) > 0) t_output_file[ntests] = f
+}
+
 BEGIN {
     input_dir = ENVIRON["input_dir"]
     outputs_dir = ENVIRON["outputs_dir"]
@@ -159,6 +166,8 @@ BEGIN {
             suite = substr(line, 7)
             if (substr(suite, 1, length(input_dir) + 1) == input_dir "/") suite = substr(suite, length(input_dir) + 2)
         } else if (match(line, /^begin ([0-9]+) (.*)$/, m)) {
+            # a test that began and never ended (its process was killed): an error
+            if (begun != "") interrupted(begun, begun_name, suite)
             began_any = 1; begun = m[1]; begun_name = m[2]
         } else if (match(line, /^(not )?ok ([0-9]+) (.*)$/, m)) {
             name = m[3]; status = m[1] == "" ? "pass" : "fail"; message = ""
@@ -201,12 +210,8 @@ BEGIN {
         exit 0
     }
 
-    stopped_in = ""
-    if (begun != "") {
-        add_test(begun + 0, begun_name, "error", "The tests stopped during this test.", suite)
-        stopped_in = begun_name
-    }
-    finished = ntests - (begun != "" ? 1 : 0)
+    if (begun != "") interrupted(begun, begun_name, suite)
+    finished = ntests - ninterrupted
     if (stopped_in != "") {
         top_status = "error"
         top_message = "The tests stopped before finishing, during the test \"" stopped_in "\"."
@@ -223,7 +228,8 @@ BEGIN {
 
     for (i = 1; i <= ntests; i++) {
         name = t_name[i]
-        output = read_file(outputs_dir "/" t_num[i] "-" gensub(/\//, "%2F", "g", name) ".log")
+        if (i in t_output_file) output = read_file(t_output_file[i])
+        else output = read_file(outputs_dir "/" t_num[i] "-" gensub(/\//, "%2F", "g", name) ".log")
         if ((t_suite[i], name) in code) tc = code[t_suite[i], name]
         else if (name in code_by_name) tc = code_by_name[name]
         else tc = ""
