@@ -29,8 +29,10 @@ function clean(s) {
     return s
 }
 
+# At most `limit` characters, the notice included (the daemon's own caps are 500 for a
+# name, 4000 for a message or test code); output is the exception, see below.
 function cut(s, limit, notice) {
-    if (length(s) > limit) return substr(s, 1, limit) notice
+    if (length(s) > limit) return substr(s, 1, limit - length(notice)) notice
     return s
 }
 
@@ -222,7 +224,7 @@ BEGIN {
         top_status = "pass"; top_message = ""
         for (i = 1; i <= ntests; i++) if (t_status[i] != "pass") top_status = "fail"
     }
-    emit("S", top_status, clean(cut(top_message, MESSAGE_LIMIT, "...")), "", "", "")
+    emit("S", top_status, cut(clean(top_message), MESSAGE_LIMIT, "..."), "", "", "")
 
     attach_warnings()
 
@@ -233,9 +235,10 @@ BEGIN {
         if ((t_suite[i], name) in code) tc = code[t_suite[i], name]
         else if (name in code_by_name) tc = code_by_name[name]
         else tc = ""
-        message = t_message[i]
-        if (length(message) > MESSAGE_LIMIT) message = substr(message, 1, MESSAGE_LIMIT) "\n..."
-        emit("T", cut(clean(name), NAME_LIMIT, "…"), t_status[i], clean(message),
-             cut(clean(output), OUTPUT_LIMIT, NOTICE), cut(clean(tc), CODE_LIMIT, "\n..."))
+        output = clean(output)
+        # Exercism's rule: 500 characters, then the notice
+        if (length(output) > OUTPUT_LIMIT) output = substr(output, 1, OUTPUT_LIMIT) NOTICE
+        emit("T", cut(clean(name), NAME_LIMIT, "…"), t_status[i], cut(clean(t_message[i]), MESSAGE_LIMIT, "\n..."),
+             output, cut(clean(tc), CODE_LIMIT, "\n..."))
     }
 }
