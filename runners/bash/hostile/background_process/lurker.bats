@@ -1,0 +1,4 @@
+@test "answer" {
+  run bash lurker.sh
+  [ "$output" = "42" ]
+}

@@ -1,0 +1,4 @@
+@test "answer" {
+  run bash litter.sh
+  [ "$output" = "42" ]
+}

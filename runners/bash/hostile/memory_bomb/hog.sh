@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+s=xxxxxxxxxxxxxxxx
+while :; do s+=$s; done

@@ -1,0 +1,4 @@
+@test "naps" {
+  run bash nap.sh
+  [ "$status" -eq 0 ]
+}
