@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -348,12 +349,16 @@ async def ensure(
     built: list[str] = []
     base = base_recipe()
     if (force and force_base is not False) or not await _up_to_date(base, progress):
+        t0 = time.monotonic()
         await build_base(base, progress)
+        progress(f"[base] built in {time.monotonic() - t0:.1f} s")
         built.append("base")
     for name in names:
         recipe = language_recipe(name)
         if force or not await _up_to_date(recipe, progress):
+            t0 = time.monotonic()
             await build_language(recipe, progress)
+            progress(f"[{name}] built in {time.monotonic() - t0:.1f} s")
             built.append(name)
     return built
 
