@@ -164,7 +164,9 @@ def _cmd_images_build(args: argparse.Namespace) -> int:
         print(line, flush=True)
 
     try:
-        built = asyncio.run(images.ensure(names, progress, force=args.force))
+        # `images build LANG --force` rebuilds LANG; the base only when it is stale.
+        force_base = not args.languages
+        built = asyncio.run(images.ensure(names, progress, force=args.force, force_base=force_base))
     except images.ImageError as exc:
         raise InternalError(str(exc)) from None
     took = time.monotonic() - t0
@@ -814,7 +816,10 @@ def build_parser() -> argparse.ArgumentParser:
         "build", help="build the base and language images that are missing or stale"
     )
     b.add_argument("languages", nargs="*", metavar="LANG", help="default: every language")
-    b.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    b.add_argument(
+        "--force", action="store_true",
+        help="rebuild even when up to date (the base too when no LANG is named)",
+    )  # fmt: skip
     b.set_defaults(func=_cmd_images_build)
     ls = isub.add_parser("list", help="show each image and whether it is current")
     ls.set_defaults(func=_cmd_images_list)

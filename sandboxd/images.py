@@ -336,14 +336,18 @@ async def build_language(recipe: Recipe, progress: Progress) -> None:
         )  # fmt: skip
 
 
-async def ensure(names: Sequence[str], progress: Progress, force: bool = False) -> list[str]:
-    """Build the base and the named language images where missing or stale.
+async def ensure(
+    names: Sequence[str], progress: Progress, force: bool = False, force_base: bool | None = None
+) -> list[str]:
+    """Build the base and the named language images where missing or stale; `force`
+    rebuilds the named ones anyway, and the base too unless `force_base` is False (a
+    language's rebuild need not repeat the debootstrap).
 
     Returns the names actually built.
     """
     built: list[str] = []
     base = base_recipe()
-    if force or not await _up_to_date(base, progress):
+    if (force and force_base is not False) or not await _up_to_date(base, progress):
         await build_base(base, progress)
         built.append("base")
     for name in names:

@@ -83,3 +83,13 @@ async def test_latest_taken_by_an_older_build_is_pointed_back_without_a_rebuild(
         assert any("pointed back" in line for line in progress), progress
     finally:
         await images._run(["docker", "tag", recipe.tag, recipe.latest], progress.append, "test")
+
+
+async def test_forcing_one_language_rebuilds_it_and_not_the_base() -> None:
+    """`images build python --force` must not repeat the debootstrap (a minute and more):
+    the base is rebuilt only when stale or when everything is forced."""
+    progress: list[str] = []
+    built = await images.ensure(["python"], progress.append, force=True, force_base=False)
+    assert built == ["python"]
+    assert not any(line.startswith("[base] debootstrap") for line in progress)
+    assert await images.latest_is_current(images.language_recipe("python"))

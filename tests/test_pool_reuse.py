@@ -267,3 +267,43 @@ async def test_a_standby_sandbox_is_rewarmed_not_retired(
         assert len(started) == 1
     finally:
         await pool.close()
+
+
+# A standby runner that answers its job with a large `d` and ends the moment it is sent:
+# the supervisor sees it end while most of the `d` is still unread in the socket.
+_QUICK_STANDBY = r"""
+import json, os, socket
+sock = socket.socket(fileno=3)
+def send(kind, payload=b""):
+    sock.sendall((len(payload) + 1).to_bytes(4, "little") + kind + payload)
+send(b"y")
+head, fds, _, _ = socket.recv_fds(sock, 5, 8)
+n = int.from_bytes(head[:4], "little")
+while n - 1 > 0:
+    n -= len(sock.recv(n - 1))
+tests = [{"name": f"test {i}", "status": "pass", "output": "o" * 400} for i in range(4000)]
+doc = json.dumps({"version": 3, "status": "pass", "tests": tests}).encode()
+send(b"d", b"status=0\nutime_us=1\nstime_us=1\nmaxrss_kb=1\n\n" + doc)
+os._exit(0)
+"""
+
+
+async def test_a_standby_that_ends_right_after_its_report_keeps_the_report(
+    docker: aiodocker.Docker, python_spec: SandboxSpec
+) -> None:
+    """Its end and its 1.7 MB `d` reach the supervisor together: the `d` is read first
+    (it was the job's end taken for one without results, `runtime_error`)."""
+    spec = replace(
+        python_spec, runner_mode=RunnerMode.STANDBY,
+        runner=("/usr/bin/python3", "-c", _QUICK_STANDBY),
+    )  # fmt: skip
+    pool = Pool(docker, {"python": spec}, PoolConfig(size=1), host_id=TEST_HOST_ID)
+    try:
+        await pool.start()
+        assert await pool.wait_warm(120), pool.last_error("python")
+        for _ in range(3):
+            result = await execute(pool, make_job({"t_test.py": "x = 1\n"}), RunContext())
+            assert result.status is Verdict.PASSED, result.message
+            assert len(result.tests) == 4000
+    finally:
+        await pool.close()

@@ -1,7 +1,8 @@
 """The Python runner (`runners/python/run`) on the host's Debian python3, against its fixtures.
 
-The image runs the same interpreter and pytest (Debian bookworm's python3-pytest 7.2), so a
-pass here means the golden files describe what the image will report.
+The image runs Debian trixie's Python 3.13 and pytest 8.3 (tests/test_language_fixtures.py
+checks the same fixtures there); the host is bookworm (3.11, pytest 7.2). A pass on both
+means the runner and its golden files hold across two interpreter and pytest generations.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ results back: whatever happens to the process later (os._exit, a segfault, a kil
 runner still has every test that finished. The runner turns the lines into the results
 (see README.md for the line format).
 
-Targets Debian bookworm's pytest 7.2 and pluggy 1.0 (so old-style `hookwrapper=True`);
-works with pytest 8 too. Only public pytest API is used.
+Runs under Debian trixie's pytest 8.3 (the image) and bookworm's 7.2 with pluggy 1.0 (the
+host's tests), so old-style `hookwrapper=True`. Only public pytest API is used.
 
 PYTEST_DONT_REWRITE: the warm runner imports this module before pytest starts; without
 this marker pytest would warn, in the learner's output, that it cannot rewrite it.

@@ -711,6 +711,40 @@ static void run_job(struct request *req) {
 
 /* ---- the loop ------------------------------------------------------------------------ */
 
+/* What the warm runner sent: one read, or (`drain`) everything until the channel is
+ * empty, for a runner that has ended: its last frames are in the socket already. */
+static void read_runner(int drain) {
+    do {
+        char chunk[CHUNK];
+        ssize_t got = read(runner.channel, chunk, sizeof chunk);
+        if (got > 0) {
+            if (buf_add(&runner.in, chunk, (size_t)got) < 0)
+                die("memory");
+            char type;
+            char *payload;
+            size_t len;
+            int r;
+            while ((r = next_frame(&runner.in, &type, &payload, &len)) > 0) {
+                runner_message(type, payload, len);
+                if (!runner.pid)
+                    return; /* gone while its message was handled */
+                frame_done(&runner.in);
+            }
+            if (r < 0) {
+                to_daemon_text(M_LOG, "warm runner %d: malformed message", runner.pid);
+                kill(runner.pid, SIGKILL);
+                return;
+            }
+        } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
+            close(runner.channel);
+            runner.channel = -1;
+            return;
+        } else if (errno == EAGAIN) {
+            return;
+        }
+    } while (drain && runner.channel >= 0);
+}
+
 static void reap(void) {
     for (;;) {
         int status;
@@ -728,8 +762,11 @@ static void reap(void) {
             if (!runner.ready) /* the daemon waits to hear it is ready: it never will be */
                 to_daemon_text(M_WARM, "pid=%d\nready=0\nerror=it ended (status %d)\n", pid,
                                status);
+            if (runner.standby && runner.busy && job.active && !job.ended &&
+                runner.channel >= 0)
+                read_runner(1); /* its `d` may be in the socket, unread: it counts */
             if (runner.standby && runner.busy && job.active && !job.ended) {
-                /* A standby's end is its job's end. */
+                /* A standby's end (with no `d`) is its job's end. */
                 job.status = status;
                 job.ru = ru;
                 job.ended = 1;
@@ -884,31 +921,8 @@ int main(int argc, char **argv) {
                 runner.log[i] = -1;
             }
         }
-        if (i_runner >= 0 && fds[i_runner].revents && runner.channel >= 0) {
-            char chunk[CHUNK];
-            ssize_t got = read(runner.channel, chunk, sizeof chunk);
-            if (got > 0) {
-                if (buf_add(&runner.in, chunk, (size_t)got) < 0)
-                    die("memory");
-                char type;
-                char *payload;
-                size_t len;
-                int r;
-                while ((r = next_frame(&runner.in, &type, &payload, &len)) > 0) {
-                    runner_message(type, payload, len);
-                    if (!runner.pid)
-                        break; /* gone while its message was handled */
-                    frame_done(&runner.in);
-                }
-                if (r < 0) {
-                    to_daemon_text(M_LOG, "warm runner %d: malformed message", runner.pid);
-                    kill(runner.pid, SIGKILL);
-                }
-            } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
-                close(runner.channel);
-                runner.channel = -1;
-            }
-        }
+        if (i_runner >= 0 && fds[i_runner].revents && runner.channel >= 0)
+            read_runner(0);
         if (fds[i_client].revents) {
             char chunk[CHUNK];
             ssize_t got = read(client, chunk, sizeof chunk);
