@@ -1,0 +1,5 @@
+import { answer } from './lurker'
+
+it('answers', () => {
+  expect(answer()).toBe(42)
+})

@@ -1,0 +1,5 @@
+import { answer } from './litter'
+
+it('answers', () => {
+  expect(answer()).toBe(42)
+})

@@ -1,0 +1,5 @@
+import { go } from './bomb'
+
+it('goes', () => {
+  expect(go()).toBe(true)
+})

@@ -1,0 +1,5 @@
+import { eat } from './hog'
+
+it('eats', () => {
+  expect(eat()).toBeGreaterThan(0)
+})
