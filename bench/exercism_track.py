@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import base64
 import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -56,12 +57,28 @@ class Exercise:
     canonical_cases: int | None
 
 
+def lenient_files(raw: str) -> dict[str, list[str]]:
+    """`files`' lists out of a config that does not parse: each `"key": [...]` alone."""
+    found: dict[str, list[str]] = {}
+    for key, items in re.findall(r'"(solution|test|example|exemplar)"\s*:\s*(\[[^\]]*\])', raw):
+        try:
+            found[key] = [str(x) for x in json.loads(items)]
+        except json.JSONDecodeError:
+            continue
+    return found
+
+
 def load_exercise(git_dir: Path, path: str) -> Exercise | None:
     names = git(git_dir, "ls-tree", "-r", "--name-only", "HEAD", path + "/").decode().split()
     try:
-        config: dict[str, Any] = json.loads(git(git_dir, "show", f"HEAD:{path}/.meta/config.json"))
+        raw = git(git_dir, "show", f"HEAD:{path}/.meta/config.json").decode()
     except subprocess.CalledProcessError:
         return None
+    try:
+        config: dict[str, Any] = json.loads(raw)
+    except json.JSONDecodeError:  # a track's file can be broken (a missing comma)
+        config = {"files": lenient_files(raw)}
+        print(f"({path}: .meta/config.json is not JSON; its file lists read leniently)")
     files_cfg = config.get("files", {})
     solution = list(files_cfg.get("solution", []))
     examples = list(files_cfg.get("example") or files_cfg.get("exemplar") or [])
