@@ -6,7 +6,7 @@
 // and the modules a test file may load (Jest's expect, jest-mock) are loaded once it says
 // `y` on its fd 3. On the job the runner's run() asks for a test file's process, gets this
 // one, and sends on fd 3 `{"file", "cwd", "register"}`: we close fd 3, move to the
-// exercise, load the resolve hooks when the runner would have preloaded them
+// exercise, turn the resolve hooks on when the runner would have preloaded them
 // (register.js), and run the test file as node runs a main module (Module.runMain, what
 // `node <file>` does), so that what the file sees and what node:test reports are what
 // they are in a cold run's process for that file. It runs one test file and ends as that
@@ -16,6 +16,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const net = require('node:net');
 const Module = require('node:module');
+const { pathToFileURL } = require('node:url');
 
 const HERE = __dirname;
 const MODULES = path.join(HERE, '..', 'node_modules');
@@ -24,6 +25,17 @@ const MESSAGE_LIMIT = 64 * 1024;
 // setup.js loads these on first use: in the module cache now, the same modules then
 require(path.join(MODULES, 'expect'));
 require(path.join(MODULES, 'jest-mock'));
+
+// The resolve hooks (hooks.mjs), registered now and off until the job needs them: the
+// loader thread node runs them in costs a Node start of its own (some 60 ms), which a
+// job that needs them (Exercism's `from './leap'`) would otherwise pay. Off, every
+// resolution is node's own.
+const hooksMode = new SharedArrayBuffer(4);
+Module.register(pathToFileURL(path.join(HERE, 'hooks.mjs')), { data: { mode: hooksMode } });
+
+// node's ES module loader (what runs an ES module test file, and imports from a CommonJS
+// one) made and used once, on a module of nothing: its first use costs some 10 ms
+const warmedUp = import('data:text/javascript,').catch(() => {});
 
 const channel = new net.Socket({ fd: 3, readable: true, writable: true });
 let buffered = '';
@@ -43,7 +55,7 @@ channel.on('data', (chunk) => {
 });
 channel.on('end', () => { if (!taken) process.exit(0); }); // no job: the runner is gone
 channel.on('error', () => { if (!taken) process.exit(70); });
-channel.write('y');
+warmedUp.then(() => channel.write('y'));
 
 function start(job) {
   const file = String(job.file);
@@ -51,7 +63,7 @@ function start(job) {
   process.argv[1] = file;
   if (job.register === true) {
     process.execArgv.push('--require', path.join(HERE, 'register.js'));
-    require(path.join(HERE, 'register.js'));
+    Atomics.store(new Int32Array(hooksMode), 0, 1); // what register.js does cold
   }
   process.mainModule = undefined; // the test file is the main module, if CommonJS
   try {
