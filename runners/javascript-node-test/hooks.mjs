@@ -6,7 +6,17 @@
 const JEST_GLOBALS = new URL('./jest-globals.mjs', import.meta.url).href;
 const TRIES = ['.js', '.mjs', '.cjs', '/index.js', '/index.mjs'];
 
+// Warm (warm.js registers these ahead of the job): `data.mode`, shared memory whose first
+// word the process sets to 1 once its job needs the hooks; until then and otherwise every
+// resolution is node's own, as when register.js is not loaded. Cold: always on.
+let mode = null;
+
+export function initialize(data) {
+  if (data && data.mode instanceof SharedArrayBuffer) mode = new Int32Array(data.mode);
+}
+
 export async function resolve(specifier, context, nextResolve) {
+  if (mode && Atomics.load(mode, 0) !== 1) return nextResolve(specifier, context);
   if (specifier === '@jest/globals') return { url: JEST_GLOBALS, shortCircuit: true };
   try {
     return await nextResolve(specifier, context);
