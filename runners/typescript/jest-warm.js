@@ -1,0 +1,1 @@
+../javascript/jest-warm.js
