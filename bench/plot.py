@@ -97,8 +97,9 @@ def languages_panel(ax: Any, doc: dict[str, Any]) -> None:
     for x, r in zip(xs, rows, strict=True):
         ax.annotate(f"{r['ratio']:.2f}x", (x + width / 2, r["sandboxed_ms"]),
                     ha="center", va="bottom", fontsize=9)  # fmt: skip
-    ax.set_xticks(list(xs), names)
-    ax.set_ylabel("ms to a verdict (median)")
+    ax.set_xticks(list(xs), names, rotation=20, ha="right")
+    ax.set_yscale("log")  # 20 ms (PHP) to seconds (Jest, tsc) in one panel
+    ax.set_ylabel("ms to a verdict (median, log scale)")
     ax.set_title(f"per language: the canary fixture ({doc['rounds']} rounds)")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(loc="upper right")

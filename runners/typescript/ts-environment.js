@@ -7,7 +7,7 @@
 // - No test file runs before the runner has type-checked the exercise: Jest starts while
 //   tsc runs, and `setup()` waits on fd 4 for the runner's word. "g" lets the tests run;
 //   end of file (the code did not type-check) ends this process without running any.
-//   Warm (jest-warm.js, SANDBOXD_TYPESCRIPT_GATE=job), the job is the gate: the runner
+//   Warm (jest-warm.js, TS_RUNNER_GATE=job), the job is the gate: the runner
 //   hands the Jest process its job only once the check has passed, and fd 4 is the job's
 //   pipe, not to be read here.
 'use strict';
@@ -16,8 +16,8 @@ const SharedEnvironment = require('./environment');
 
 const GATE_FD = 4;
 // read once, when Jest first loads this file (the warm-up's run), and forgotten: not the tests'
-const GATED_BY_JOB = process.env.SANDBOXD_TYPESCRIPT_GATE === 'job';
-delete process.env.SANDBOXD_TYPESCRIPT_GATE;
+const GATED_BY_JOB = process.env.TS_RUNNER_GATE === 'job';
+delete process.env.TS_RUNNER_GATE;
 let opened = GATED_BY_JOB;
 
 // Warm, jest-warm.js's own warm-up exercise is JavaScript: Babel's TypeScript parser and
