@@ -300,7 +300,7 @@ async def build_base(recipe: Recipe, progress: Progress) -> None:
             raise ImageError("tar of the base root filesystem failed")
     # Then the supervisor, compiled in a throwaway stage of that root filesystem.
     await _run(
-        ["docker", "build", "--network", "host", "--pull=false",
+        ["docker", "build", "--network", "host", "--pull=false", "--force-rm",
          "--build-arg", f"BASE_ROOTFS={rootfs_tag}",
          "--label", f"{LABEL_IMAGE}=base",
          "--label", f"{LABEL_HASH}={recipe.content_hash}",
@@ -326,7 +326,7 @@ async def build_language(recipe: Recipe, progress: Progress) -> None:
         else:
             (ctx / "runner").mkdir()
         await _run(
-            ["docker", "build", "--network", "host", "--pull=false",
+            ["docker", "build", "--network", "host", "--pull=false", "--force-rm",
              "--build-arg", f"BASE_IMAGE={recipe.base.tag}",
              "--label", f"{LABEL_IMAGE}={recipe.name}",
              "--label", f"{LABEL_HASH}={recipe.content_hash}",
